@@ -1,0 +1,57 @@
+"""grpc.aio client plumbing: one channel per peer with keepalive, request-id propagation, error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from genai_common.errors import DeadlineExceeded, InvalidInput, NotFound, ServiceError, Unavailable
+from genai_common.grpc_server import REQUEST_ID_KEY
+from genai_common.logging import request_id_var
+
+
+class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        request_id = request_id_var.get()
+        if request_id:
+            metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+            metadata.add(REQUEST_ID_KEY, request_id)
+            client_call_details = grpc.aio.ClientCallDetails(
+                client_call_details.method, client_call_details.timeout, metadata,
+                client_call_details.credentials, client_call_details.wait_for_ready,
+            )
+        return await continuation(client_call_details, request)
+
+
+def open_channel(address: str, max_message_bytes: int = 32 * 1024 * 1024) -> grpc.aio.Channel:
+    """A channel with keepalive; callers must pass `timeout=` (a deadline) on every call."""
+    return grpc.aio.insecure_channel(
+        address,
+        interceptors=[_RequestIdInterceptor()],
+        options=[
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 5_000),
+        ],
+    )
+
+
+def error_from_rpc(exc: grpc.aio.AioRpcError, peer: str) -> ServiceError:
+    """Translate a failed call into the caller's error hierarchy."""
+    code = exc.code()
+    detail = f"{peer}: {exc.details() or code.name}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return DeadlineExceeded(detail)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidInput(detail)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound(detail)
+    return Unavailable(detail)

@@ -1,0 +1,85 @@
+"""The gateway's FastAPI app: one composition root, resources owned by the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from gateway import chat, documents, jobs
+from gateway.db import migrate, open_engine, session_factory
+from gateway.errors import install_error_handlers
+from gateway.middleware import RequestContextMiddleware
+from gateway.settings import GatewaySettings
+from genai_common.amqp import Amqp
+from genai_common.blobs import open_blob_store
+
+log = logging.getLogger(__name__)
+
+FEATURES = (chat, documents, jobs)
+
+
+async def _open_storage(app: FastAPI, settings: GatewaySettings, stack: AsyncExitStack) -> None:
+    await migrate(settings.database_url)
+    engine = open_engine(settings.database_url)
+    stack.push_async_callback(engine.dispose)
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.blobs = open_blob_store(settings.blob_store_url)
+    amqp = Amqp(settings.amqp_url)
+    await amqp.connect()
+    stack.push_async_callback(amqp.close)
+    app.state.amqp = amqp
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.settings = settings
+            app.state.shutting_down = False
+            if not settings.gateway_api_keys:
+                log.warning("GATEWAY_API_KEYS is unset: the /v1 API accepts requests without a key")
+            await _open_storage(app, settings, stack)
+            for feature in FEATURES:
+                await feature.open_resources(app, settings, stack)
+            yield
+            app.state.shutting_down = True
+
+    app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    for feature in FEATURES:
+        app.include_router(feature.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {"database": await _database_ok(request.app), "broker": request.app.state.amqp.is_connected}
+        ready = all(checks.values()) and not request.app.state.shutting_down
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _database_ok(app: FastAPI) -> bool:
+    try:
+        async with app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        log.warning("database check failed", exc_info=True)
+        return False

@@ -1,0 +1,47 @@
+"""Pure-ASGI middleware: request id (echoed or created, in every log line) and HTTP metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genai_common.logging import new_request_id, request_id_var
+from genai_common.metrics import latency_histogram
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+HTTP_LATENCY = latency_histogram(
+    "gateway_http_request_duration_seconds", "HTTP request latency until the response starts",
+    ("method", "route", "status"),
+)
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = incoming if _VALID_ID.match(incoming) else new_request_id()
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                route = scope.get("route")
+                HTTP_LATENCY.labels(
+                    scope["method"], getattr(route, "path", "unmatched"), str(message["status"])
+                ).observe(time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
