@@ -130,8 +130,9 @@ class Consumer:
 class Amqp:
     """The process's one AMQP connection: a confirmed publisher channel plus consumer channels."""
 
-    def __init__(self, url: str, *, publish_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, name: str = "genai", publish_timeout: float = 10.0) -> None:
         self._url = url
+        self._name = name
         self._publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
@@ -146,7 +147,9 @@ class Amqp:
         await self.close()
 
     async def connect(self, timeout: float = 15.0) -> None:
-        self._connection = await aio_pika.connect_robust(self._url, timeout=timeout)
+        self._connection = await aio_pika.connect_robust(
+            self._url, timeout=timeout, client_properties={"connection_name": self._name}
+        )
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await self._declare_exchanges(self._publish_channel)
 

@@ -14,8 +14,15 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+_histograms: dict[tuple[int, str], Histogram] = {}
+
+
 def latency_histogram(name: str, doc: str, labels: tuple[str, ...] = (), registry: CollectorRegistry = REGISTRY) -> Histogram:
-    return Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=registry)
+    """A latency histogram; asking twice for one name (two servers in one process) gives the same one."""
+    key = (id(registry), name)
+    if key not in _histograms:
+        _histograms[key] = Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=registry)
+    return _histograms[key]
 
 
 class OpsServer:

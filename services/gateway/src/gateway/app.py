@@ -15,6 +15,7 @@ from gateway import chat, documents, jobs
 from gateway.db import migrate, open_engine, session_factory
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
+from gateway.progress import PROGRESS_QUEUE, ProgressDispatcher
 from gateway.settings import GatewaySettings
 from genai_common.amqp import Amqp
 from genai_common.blobs import open_blob_store
@@ -35,6 +36,8 @@ async def _open_storage(app: FastAPI, settings: GatewaySettings, stack: AsyncExi
     await amqp.connect()
     stack.push_async_callback(amqp.close)
     app.state.amqp = amqp
+    # Features register their appliers in open_resources; consuming starts once all are in.
+    app.state.progress = ProgressDispatcher()
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -48,6 +51,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await _open_storage(app, settings, stack)
             for feature in FEATURES:
                 await feature.open_resources(app, settings, stack)
+            await app.state.amqp.consume(PROGRESS_QUEUE, app.state.progress.handle)
+            stack.push_async_callback(app.state.amqp.stop_consumers, settings.shutdown_grace_seconds)
             yield
             app.state.shutting_down = True
 

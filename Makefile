@@ -1,0 +1,36 @@
+# Thin entry points. `make run`: the whole platform on this machine. `make test`: every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test venv services proto proto-check bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip setuptools wheel
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+services:
+	@scripts/ensure-services.sh
+
+run: venv services
+	$(PY) scripts/devstack.py
+
+test: venv services
+	$(PY) -m pytest
+
+proto: venv
+	scripts/genproto.sh
+
+bench: venv services
+	@for b in bench/*.py; do case $$b in */_*|*_data.py) continue;; esac; echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,29 @@
+"""The generated stubs are exactly what scripts/genproto.sh makes from the .proto files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generated_stubs_match_the_protos(tmp_path: Path) -> None:
+    subprocess.run(["bash", "scripts/genproto.sh", str(tmp_path)], cwd=ROOT, check=True,
+                   env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
+    generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert generated, "genproto produced nothing"
+    committed = sorted(
+        p.relative_to(ROOT / "proto") for p in (ROOT / "proto").rglob("*")
+        if p.is_file() and p.suffix in (".py", ".pyi") and "__pycache__" not in p.parts
+    )
+    assert generated == committed, "generated and committed stub files differ: run `make proto`"
+    stale = [str(rel) for rel in generated if (tmp_path / rel).read_bytes() != (ROOT / "proto" / rel).read_bytes()]
+    assert not stale, f"stubs out of date with their .proto (run `make proto`): {stale}"
+
+
+def test_every_proto_package_matches_its_path() -> None:
+    for proto in (ROOT / "proto").rglob("*.proto"):
+        package = next(line.split()[1].rstrip(";") for line in proto.read_text().splitlines() if line.startswith("package "))
+        assert package == ".".join(proto.parent.relative_to(ROOT / "proto").parts), proto
