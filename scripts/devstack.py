@@ -21,7 +21,9 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
-LOGS = ROOT / "var" / "logs"
+# Where the services keep their state (./var: SQLite, Qdrant, blobs, logs). GENAI_STATE_DIR moves it.
+STATE = Path(os.environ.get("GENAI_STATE_DIR", ROOT)).resolve()
+LOGS = STATE / "var" / "logs"
 READY_TIMEOUT = 300.0
 STOP_GRACE = 30.0
 
@@ -49,12 +51,15 @@ def stack_env() -> dict[str, str]:
     defaults = {
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
         "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": "8000",
-        "SCRAPER_ADDR": "127.0.0.1:50051", "RETRIEVER_ADDR": "127.0.0.1:50052",
+        "SCRAPER_PORT": "50051", "SCRAPER_METRICS_PORT": "9101",
+        "RETRIEVER_PORT": "50052", "RETRIEVER_METRICS_PORT": "9102",
         "INGEST_METRICS_PORT": "9103", "IMAGEGEN_METRICS_PORT": "9104",
         "IMAGEGEN_MODEL": "tiny-random",
     }
     for key, value in defaults.items():
         env.setdefault(key, value)
+    env.setdefault("SCRAPER_ADDR", f"127.0.0.1:{env['SCRAPER_PORT']}")
+    env.setdefault("RETRIEVER_ADDR", f"127.0.0.1:{env['RETRIEVER_PORT']}")
     return env
 
 
@@ -82,7 +87,7 @@ class Stack:
     async def start(self, spec: Spec) -> None:
         log = (LOGS / f"{spec.name}.log").open("ab")
         self.procs[spec.name] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", spec.module, cwd=ROOT, env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            sys.executable, "-m", spec.module, cwd=STATE, env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT,
         )
 
     async def wait_ready(self, spec: Spec, client: httpx.AsyncClient) -> None:
