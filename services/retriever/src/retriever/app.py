@@ -1,0 +1,105 @@
+"""Composition root: settings -> model, vector store, domain, gRPC server; serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+
+from genai_common.grpc_server import GrpcServer
+from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import OpsServer
+from retriever.domain import CollectionIdentity, SearchMode
+from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
+from retriever.metrics import RetrieverMetrics
+from retriever.servicer import SERVICE_NAME, register
+from retriever.service import Retriever, RetrieverConfig
+from retriever.settings import RetrieverSettings
+from retriever.sparse import Bm25Encoder
+from retriever.store import QdrantChunkStore
+
+log = logging.getLogger(__name__)
+
+
+def build_config(settings: RetrieverSettings) -> RetrieverConfig:
+    return RetrieverConfig(
+        default_mode=SearchMode(settings.retriever_search_mode),
+        default_top_k=min(settings.retriever_default_top_k, settings.retriever_max_top_k),
+        max_top_k=settings.retriever_max_top_k,
+        max_chunks_per_request=settings.retriever_max_chunks_per_request,
+        hybrid_fusion=settings.retriever_hybrid_fusion,
+        rrf_k=settings.retriever_rrf_k,
+        dense_weight=settings.retriever_dense_weight,
+        sparse_weight=settings.retriever_sparse_weight,
+        hybrid_candidates=settings.retriever_hybrid_candidates,
+    )
+
+
+def build_sparse_encoder(settings: RetrieverSettings) -> Bm25Encoder:
+    return Bm25Encoder(
+        k1=settings.retriever_bm25_k1, b=settings.retriever_bm25_b, avg_len=settings.retriever_bm25_avg_len,
+        stemmer=settings.retriever_stemmer,
+    )
+
+
+def build_store(settings: RetrieverSettings) -> QdrantChunkStore:
+    if settings.qdrant_url:
+        api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantChunkStore(collection=settings.qdrant_collection, url=settings.qdrant_url, api_key=api_key,
+                                timeout=settings.qdrant_timeout_seconds)
+    return QdrantChunkStore(collection=settings.qdrant_collection, path=settings.qdrant_path,
+                            timeout=settings.qdrant_timeout_seconds)
+
+
+def build_grpc_server(settings: RetrieverSettings, retriever: Retriever, metric_prefix: str = "retriever") -> GrpcServer:
+    return GrpcServer(
+        host=settings.retriever_host, port=settings.retriever_port, metric_prefix=metric_prefix,
+        service_names=[SERVICE_NAME], register=register(retriever),
+    )
+
+
+async def open_retriever(
+    settings: RetrieverSettings, embedder: SentenceTransformerEmbedder, stack: AsyncExitStack,
+    metrics: RetrieverMetrics | None = None,
+) -> Retriever:
+    """The domain object over an opened store (closed by `stack`); refuses an incompatible collection."""
+    sparse = build_sparse_encoder(settings)
+    store = build_store(settings)
+    await store.open(CollectionIdentity(embedder.model_name, embedder.dimension, sparse.name))
+    stack.push_async_callback(store.close)
+    return Retriever(embedder=embedder, sparse=sparse, store=store, config=build_config(settings), metrics=metrics)
+
+
+async def load_embedder(settings: RetrieverSettings, metrics: RetrieverMetrics | None) -> SentenceTransformerEmbedder:
+    device = resolve_device(settings.embedding_device)
+    model = await asyncio.to_thread(load_sentence_transformer, settings.embedding_model, device)
+    concurrency = settings.embedding_concurrency or (2 if device.startswith("cuda") else 1)
+    embedder = SentenceTransformerEmbedder(
+        model, model_name=settings.embedding_model, batch_size=settings.embedding_batch_size,
+        concurrency=concurrency, observe=metrics.embed_seconds.observe if metrics else None,
+    )
+    await embedder.warm_up()
+    return embedder
+
+
+async def run(settings: RetrieverSettings) -> None:
+    """Serve until SIGTERM/SIGINT: NOT_SERVING -> stop(grace) -> close the vector store -> return."""
+    stop = shutdown_event()
+    metrics = RetrieverMetrics()
+    serving = False
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            OpsServer(settings.retriever_host, settings.retriever_metrics_port, ready=lambda: serving))
+        embedder = await load_embedder(settings, metrics)
+        retriever = await open_retriever(settings, embedder, stack, metrics)
+        if stop.is_set():
+            return
+        server = build_grpc_server(settings, retriever)
+        await server.start()
+        serving = True
+        log.info("retriever serving", extra={"model": settings.embedding_model, "collection": settings.qdrant_collection,
+                                             "default_mode": settings.retriever_search_mode})
+        await stop.wait()
+        serving = False
+        await server.stop(settings.shutdown_grace_seconds)
+        log.info("retriever stopped")

