@@ -1,0 +1,90 @@
+"""Composition root: wires settings into the guard, fetcher, extractor pool and gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AsyncExitStack
+
+import httpx
+
+from genai.scraper.v1 import scraper_pb2_grpc
+from genai_common.grpc_server import GrpcServer
+from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import OpsServer
+from scraper.extractor import PoolExtractor, TextExtractor, process_pool
+from scraper.fetch import Fetcher, build_client
+from scraper.guard import Policy, Resolver, SystemResolver, UrlGuard
+from scraper.metrics import ScraperMetrics
+from scraper.scrape import ScrapeLimits, Scraper
+from scraper.service import SERVICE_NAME, ScraperServicer
+from scraper.settings import ScraperSettings
+
+log = logging.getLogger(__name__)
+
+
+def http_client(settings: ScraperSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    return build_client(
+        user_agent=settings.scraper_user_agent, max_connections=settings.scraper_max_concurrency,
+        connect_timeout=settings.scraper_connect_timeout_seconds, read_timeout=settings.scraper_fetch_timeout_seconds,
+        transport=transport,
+    )
+
+
+def build_scraper(
+    settings: ScraperSettings, *, client: httpx.AsyncClient, extractor: TextExtractor, metrics: ScraperMetrics,
+    resolver: Resolver | None = None,
+) -> Scraper:
+    policy = Policy.build(
+        allowed_ports=settings.scraper_allowed_ports, allow_private=settings.scraper_allow_private_networks,
+        allowlist=settings.scraper_allowlist,
+    )
+    guard = UrlGuard(policy, resolver or SystemResolver(settings.scraper_resolve_timeout_seconds))
+    fetcher = Fetcher(
+        client, guard, max_bytes=settings.scraper_max_response_bytes, max_redirects=settings.scraper_max_redirects
+    )
+    limits = ScrapeLimits(
+        max_concurrency=settings.scraper_max_concurrency, fetch_timeout=settings.scraper_fetch_timeout_seconds,
+        default_chars=settings.scraper_max_chars_per_page, max_chars=settings.scraper_max_chars_per_page_limit,
+    )
+    return Scraper(fetcher, extractor, metrics, limits)
+
+
+def build_server(settings: ScraperSettings, scraper: Scraper, *, metric_prefix: str = "scraper") -> GrpcServer:
+    servicer = ScraperServicer(
+        scraper, max_urls=settings.scraper_max_urls_per_request,
+        deadline_seconds=settings.scraper_request_deadline_seconds,
+    )
+    return GrpcServer(
+        host=settings.scraper_host, port=settings.scraper_port, metric_prefix=metric_prefix,
+        service_names=[SERVICE_NAME],
+        register=lambda server: scraper_pb2_grpc.add_ScraperServiceServicer_to_server(servicer, server),
+    )
+
+
+async def _shutdown_pool(pool: ProcessPoolExecutor) -> None:
+    await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+async def run(settings: ScraperSettings) -> None:
+    """Serve until SIGTERM: NOT_SERVING -> stop intake, drain -> close client and pool -> return."""
+    stop = shutdown_event()
+    serving = asyncio.Event()
+    async with AsyncExitStack() as stack:
+        pool = process_pool(settings.scraper_extract_workers)
+        stack.push_async_callback(_shutdown_pool, pool)
+        client = await stack.enter_async_context(http_client(settings))
+        extractor = PoolExtractor(pool, workers=settings.scraper_extract_workers)
+        scraper = build_scraper(settings, client=client, extractor=extractor, metrics=ScraperMetrics())
+        server = build_server(settings, scraper)
+        await stack.enter_async_context(OpsServer(settings.scraper_host, settings.scraper_metrics_port, serving.is_set))
+        await extractor.warm()
+        await server.start()
+        serving.set()
+        log.info("scraper ready", extra={"allow_private": settings.scraper_allow_private_networks,
+                                         "allowed_ports": settings.scraper_allowed_ports})
+        await stop.wait()
+        serving.clear()
+        await server.stop(settings.shutdown_grace_seconds)
+        log.info("scraper drained; closing the HTTP client and the extraction pool")
