@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -14,13 +15,12 @@ from genai.events.v1 import events_pb2
 from genai_common.amqp import Amqp, PermanentFailure, QueueSpec, decode, delivery_count
 from genai_common.errors import Unavailable
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 @pytest.fixture
 async def amqp() -> AsyncIterator[Amqp]:
     name = f"test-{uuid.uuid4().hex[:8]}"
-    async with Amqp(AMQP_URL, name=name) as client:
+    async with Amqp(os.environ["AMQP_URL"], name=name) as client:
         yield client
 
 
@@ -31,7 +31,7 @@ def spec() -> QueueSpec:
 
 
 async def _cleanup(spec: QueueSpec) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(os.environ["AMQP_URL"])
     async with connection:
         channel = await connection.channel()
         for queue in (spec.name, f"{spec.name}.dlq"):
@@ -39,7 +39,7 @@ async def _cleanup(spec: QueueSpec) -> None:
 
 
 async def _dlq_messages(spec: QueueSpec, expected: int, timeout: float = 15.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(os.environ["AMQP_URL"])
     got: list[aio_pika.abc.AbstractIncomingMessage] = []
     async with connection:
         channel = await connection.channel()
@@ -139,7 +139,7 @@ async def test_consumer_is_restored_after_the_connection_drops(spec: QueueSpec) 
     async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         await received.put(decode(message, events_pb2.JobProgress).job_id)
 
-    async with Amqp(AMQP_URL, name=name) as amqp:
+    async with Amqp(os.environ["AMQP_URL"], name=name) as amqp:
         try:
             await amqp.consume(spec, handler)
             await amqp.publish(spec.routing_keys[0], _event("before"))

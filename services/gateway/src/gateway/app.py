@@ -6,12 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from gateway import chat, documents, jobs
+from gateway.auth import ApiKeyAuth
 from gateway.db import migrate, open_engine, session_factory
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
@@ -59,8 +60,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
+    # Every /v1 route of every feature needs a key when GATEWAY_API_KEYS is set.
+    require_key = Depends(ApiKeyAuth(settings.gateway_api_keys))
     for feature in FEATURES:
-        app.include_router(feature.router)
+        app.include_router(feature.router, dependencies=[require_key])
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 from typing import Annotated
 
@@ -19,6 +19,8 @@ class GatewaySettings(CommonSettings):
     scrape_deadline_seconds: float = 8.0
     retrieve_deadline_seconds: float = 5.0
     max_urls_per_message: int = 5
+    # Each scraped page's text is cut to this many characters before it goes into the prompt.
+    scrape_max_chars_per_page: int = 8000
 
     # LLM (OpenAI-compatible, e.g. vLLM). Unset base URL -> retrieval-only answers.
     llm_base_url: str | None = None
@@ -26,6 +28,8 @@ class GatewaySettings(CommonSettings):
     llm_model: str | None = None
     llm_timeout_seconds: float = 120.0
     llm_max_concurrency: int = 64
+    # Chats waiting for an LLM slot beyond llm_max_concurrency; more than this are refused with 429.
+    llm_max_queue: int = 64
 
     # Auth: unset -> open (warned at start).
     gateway_api_keys: Annotated[list[SecretStr], NoDecode] = []
@@ -35,9 +39,39 @@ class GatewaySettings(CommonSettings):
     blob_store_url: str = "file://./var/blobs"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
 
+    # Documents: uploads larger than this are refused with 413 (the file part, in bytes).
+    upload_max_bytes: int = 50 * 1024 * 1024
+
+    # Jobs: image generation (imagegen workers) and batch text (the LLM), see gateway.jobs.
+    # Sizes a client may ask for, "WIDTHxHEIGHT" (64x64 is for tests and CPU demos).
+    jobs_image_sizes: Annotated[list[str], NoDecode] = ["64x64", "512x512", "768x768", "1024x1024"]
+    jobs_max_images: int = 8
+    jobs_default_steps: int = 30
+    jobs_max_steps: int = 100
+    jobs_max_prompt_chars: int = 4000
+    jobs_max_text_prompts: int = 100
+    jobs_max_text_tokens: int = 4096
+    # Prompts containing one of these words or phrases (whole word, any case) are refused with 400.
+    jobs_blocked_terms: Annotated[list[str], NoDecode] = []
+    # Batch text jobs answered at once by this gateway process (the consumer's prefetch).
+    text_job_concurrency: int = 3
+    text_job_queue: str = "gateway.text-jobs"
+    # Deliveries of one text job before it is recorded as failed (at most 9: the queue's limit is 10).
+    text_job_max_attempts: int = Field(default=3, ge=1, le=9)
+    jobs_sse_keepalive_seconds: float = 15.0
+    # How often an event stream re-reads its job (another replica may have applied the update).
+    jobs_sse_poll_seconds: float = 2.0
+
     @field_validator("gateway_api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [SecretStr(k.strip()) for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("jobs_image_sizes", "jobs_blocked_terms", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value

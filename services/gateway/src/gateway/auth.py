@@ -1,0 +1,56 @@
+"""API keys for the `/v1` API: `Authorization: Bearer <key>` checked against GATEWAY_API_KEYS.
+
+Keys are compared as SHA-256 digests with `hmac.compare_digest`, against every configured key
+with no early exit, so neither the match position nor the key length shows in the timing.
+Keys are never logged. With no keys configured the API is open (the app warns at start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+
+from gateway.errors import APIError
+
+_bearer = HTTPBearer(auto_error=False, description="A key from GATEWAY_API_KEYS")
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+class ApiKeyAuth:
+    """A FastAPI dependency: `app.include_router(router, dependencies=[Depends(ApiKeyAuth(keys))])`."""
+
+    def __init__(self, keys: Sequence[SecretStr]) -> None:
+        self._digests = [_digest(k.get_secret_value()) for k in keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def matches(self, presented: str) -> bool:
+        candidate = _digest(presented)
+        matched = False
+        for digest in self._digests:
+            matched |= hmac.compare_digest(candidate, digest)
+        return matched
+
+    async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        if not self._digests:
+            return
+        if credentials is None:
+            raise _unauthorized("missing API key: send Authorization: Bearer <key>")
+        if not self.matches(credentials.credentials):
+            raise _unauthorized("invalid API key")
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, type="authentication_error", code="invalid_api_key",
+                    headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,73 @@
+"""OpenAI response shapes the gateway writes itself: retrieval-only answers and the sources chunk."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.chat.context import ChatContext
+from gateway.chat.sources import Source
+
+RETRIEVAL_ONLY_MODEL = "retrieval-only"
+PASSAGE_CHARS = 1200
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def _passage(source: Source) -> str:
+    if source.kind == "url":
+        where = f"{source.title} <{source.url}>" if source.title != source.url else f"<{source.url}>"
+    else:
+        page = f", page {source.page}" if source.page else ""
+        score = f" (score {source.score:.2f})" if source.score is not None else ""
+        where = f"{source.name}{page}{score}"
+    text = " ".join(source.text.split())
+    if len(text) > PASSAGE_CHARS:
+        text = text[: PASSAGE_CHARS - 1].rstrip() + "…"
+    return f"[{source.id}] {where}\n{text}"
+
+
+def retrieval_only_answer(context: ChatContext) -> str:
+    """The cited passages, clearly labelled as retrieved text rather than a generated answer."""
+    label = ("Retrieval-only mode: no language model is configured, so this is not a generated answer.")
+    if not context.sources:
+        missing = f" (unavailable: {', '.join(context.unavailable)})" if context.unavailable else ""
+        return f"{label}\nNo passages were retrieved for this question{missing}."
+    passages = "\n\n".join(_passage(s) for s in context.sources)
+    return f"{label}\nRetrieved passages:\n\n{passages}"
+
+
+def sources_fields(context: ChatContext) -> dict[str, Any]:
+    return {"sources": [s.to_wire() for s in context.sources], "sources_unavailable": list(context.unavailable)}
+
+
+def completion_body(content: str, model: str, context: ChatContext) -> dict[str, Any]:
+    return {
+        "id": new_completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
+                     "logprobs": None}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        **sources_fields(context),
+    }
+
+
+def chunk(completion_id: str, model: str, created: int, choices: Sequence[dict[str, Any]],
+          **extra: Any) -> dict[str, Any]:
+    return {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": list(choices), **extra}
+
+
+def retrieval_only_chunks(context: ChatContext) -> list[dict[str, Any]]:
+    """The answer as a stream: role, content, finish, then the sources chunk."""
+    cid, created, model = new_completion_id(), int(time.time()), RETRIEVAL_ONLY_MODEL
+    return [
+        chunk(cid, model, created, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]),
+        chunk(cid, model, created, [{"index": 0, "delta": {"content": retrieval_only_answer(context)},
+                                     "finish_reason": None}]),
+        chunk(cid, model, created, [{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+        chunk(cid, model, created, [], **sources_fields(context)),
+    ]

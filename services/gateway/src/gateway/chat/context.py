@@ -1,0 +1,106 @@
+"""Gather the sources of one chat: scrape the named URLs and search the documents, concurrently.
+
+Each backend has its own deadline; one that fails or is late is named in `unavailable` and the
+chat goes on with what the other returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from gateway.chat.sources import Source, assemble_sources
+from gateway.chat.urls import extract_urls, without_urls
+from gateway.peers import Passage, ScrapedPage
+from genai_common.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Scraper(Protocol):
+    async def scrape(self, urls: Sequence[str], *, max_chars_per_page: int = 0,
+                     deadline: float | None = None) -> list[ScrapedPage]: ...
+
+
+class Retriever(Protocol):
+    async def search(self, query: str, *, top_k: int, score_threshold: float | None = None,
+                     document_ids: Sequence[str] = (), mode: str | None = None,
+                     deadline: float | None = None) -> list[Passage]: ...
+
+
+@dataclass(frozen=True)
+class ContextRequest:
+    question: str
+    scrape: bool = True
+    rag: bool = True
+    top_k: int = 4
+    score_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    sources: list[Source] = field(default_factory=list)
+    # Backends ("scraper", "retriever") that failed or timed out.
+    unavailable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GatherLimits:
+    max_urls: int = 5
+    max_chars_per_page: int = 8000
+    scrape_deadline: float = 8.0
+    retrieve_deadline: float = 5.0
+
+
+class ContextGatherer:
+    def __init__(self, scraper: Scraper, retriever: Retriever, limits: GatherLimits,
+                 on_failure: Callable[[str], None] = lambda _backend: None) -> None:
+        self._scraper = scraper
+        self._retriever = retriever
+        self._limits = limits
+        self._on_failure = on_failure
+
+    async def gather(self, request: ContextRequest) -> ChatContext:
+        urls = extract_urls(request.question, self._limits.max_urls) if request.scrape else []
+        query = without_urls(request.question) if request.rag else ""
+        search = bool(query)
+        if not urls and not search:
+            return ChatContext()
+        pages, passages = await asyncio.gather(
+            self._bounded("scraper", self._pages(urls) if urls else None, self._limits.scrape_deadline),
+            self._bounded("retriever", self._passages(query, request) if search else None,
+                          self._limits.retrieve_deadline),
+        )
+        unavailable = [name for name, got in (("scraper", pages), ("retriever", passages)) if got is None]
+        return ChatContext(assemble_sources(pages or [], passages or []), unavailable)
+
+    async def _pages(self, urls: list[str]) -> list[ScrapedPage]:
+        pages = await self._scraper.scrape(urls, max_chars_per_page=self._limits.max_chars_per_page,
+                                           deadline=self._limits.scrape_deadline)
+        skipped = sum(1 for p in pages if not p.ok)
+        if skipped:
+            log.info("scraper returned %d of %d pages without text", skipped, len(pages))
+        return pages
+
+    async def _passages(self, query: str, request: ContextRequest) -> list[Passage]:
+        return await self._retriever.search(query, top_k=request.top_k,
+                                            score_threshold=request.score_threshold,
+                                            deadline=self._limits.retrieve_deadline)
+
+    async def _bounded(self, backend: str, call: Awaitable[list[T]] | None, deadline: float) -> list[T] | None:
+        """The call's result; [] when there was nothing to ask; None when the backend failed."""
+        if call is None:
+            return []
+        try:
+            # The peer call has its own gRPC deadline; this bound also holds for any other transport.
+            async with asyncio.timeout(deadline + 0.5):
+                return await call
+        except (ServiceError, TimeoutError) as exc:
+            log.warning("%s unavailable: %s", backend, getattr(exc, "message", None) or type(exc).__name__)
+            self._on_failure(backend)
+            return None

@@ -1,0 +1,157 @@
+"""Typed adapters over the scraper and retriever gRPC stubs.
+
+Every call carries a deadline (the client's default, or one passed per call); a failed call
+becomes a `genai_common.errors.ServiceError` (DeadlineExceeded, InvalidInput, NotFound,
+Unavailable) through `error_from_rpc`. The request id travels in the metadata: the channel from
+`genai_common.grpc_client.open_channel` adds it from the contextvar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
+from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
+from genai_common.errors import InvalidInput
+from genai_common.grpc_client import error_from_rpc
+
+
+@dataclass(frozen=True)
+class ScrapedPage:
+    url: str
+    final_url: str
+    # "ok", "blocked", "timeout", "http_error", "too_large", "unsupported_type", "fetch_error".
+    outcome: str
+    reason: str
+    http_status: int
+    bytes: int
+    elapsed_ms: int
+    title: str
+    text: str
+    content_type: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: str
+    document_id: str
+    source_name: str
+    page: int  # 1-based; 0 when the source has no pages
+    chunk_index: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a document to index."""
+
+    chunk_index: int
+    page: int
+    text: str
+
+
+_MODES = {
+    None: retriever_pb2.SEARCH_MODE_UNSPECIFIED,
+    "dense": retriever_pb2.SEARCH_MODE_DENSE,
+    "sparse": retriever_pb2.SEARCH_MODE_SPARSE,
+    "hybrid": retriever_pb2.SEARCH_MODE_HYBRID,
+}
+
+
+def _outcome_name(value: int) -> str:
+    return scraper_pb2.Outcome.Name(value).removeprefix("OUTCOME_").lower()
+
+
+def _page_from_pb(page: scraper_pb2.Page) -> ScrapedPage:
+    return ScrapedPage(
+        url=page.url, final_url=page.final_url, outcome=_outcome_name(page.outcome), reason=page.reason,
+        http_status=page.http_status, bytes=page.bytes, elapsed_ms=page.elapsed_ms, title=page.title,
+        text=page.text, content_type=page.content_type,
+    )
+
+
+def _passage_from_pb(hit: retriever_pb2.Hit) -> Passage:
+    return Passage(
+        chunk_id=hit.chunk_id, document_id=hit.document_id, source_name=hit.source_name, page=hit.page,
+        chunk_index=hit.chunk_index, text=hit.text, score=hit.score,
+    )
+
+
+class ScraperClient:
+    """`genai.scraper.v1.ScraperService` behind one typed method."""
+
+    def __init__(self, channel: grpc.aio.Channel, deadline: float) -> None:
+        self._stub = scraper_pb2_grpc.ScraperServiceStub(channel)
+        self._deadline = deadline
+
+    async def scrape(self, urls: Sequence[str], *, max_chars_per_page: int = 0,
+                     deadline: float | None = None) -> list[ScrapedPage]:
+        """One page per URL, in request order; a page that failed says why in `outcome`/`reason`."""
+        request = scraper_pb2.ScrapeRequest(urls=list(urls), max_chars_per_page=max_chars_per_page)
+        try:
+            reply = await self._stub.Scrape(request, timeout=deadline or self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "scraper") from exc
+        return [_page_from_pb(p) for p in reply.pages]
+
+
+class RetrieverClient:
+    """`genai.retriever.v1.RetrieverService` behind typed methods."""
+
+    def __init__(self, channel: grpc.aio.Channel, deadline: float) -> None:
+        self._stub = retriever_pb2_grpc.RetrieverServiceStub(channel)
+        self._deadline = deadline
+
+    async def search(self, query: str, *, top_k: int, score_threshold: float | None = None,
+                     document_ids: Sequence[str] = (), mode: str | None = None,
+                     deadline: float | None = None) -> list[Passage]:
+        if mode not in _MODES:
+            raise InvalidInput(f"unknown search mode {mode!r}; use dense, sparse or hybrid")
+        request = retriever_pb2.SearchRequest(
+            query=query, top_k=top_k, document_ids=list(document_ids), mode=_MODES[mode],
+        )
+        if score_threshold is not None:
+            request.score_threshold = score_threshold
+        try:
+            reply = await self._stub.Search(request, timeout=deadline or self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "retriever") from exc
+        return [_passage_from_pb(h) for h in reply.hits]
+
+    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk],
+                    *, deadline: float | None = None) -> int:
+        """Upsert a document's chunks (idempotent: chunk ids are deterministic); returns how many."""
+        request = retriever_pb2.IndexRequest(
+            document_id=document_id, source_name=source_name,
+            chunks=[retriever_pb2.Chunk(chunk_index=c.chunk_index, page=c.page, text=c.text) for c in chunks],
+        )
+        try:
+            reply = await self._stub.Index(request, timeout=deadline or self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "retriever") from exc
+        return reply.indexed
+
+    async def delete_document(self, document_id: str, *, deadline: float | None = None) -> int:
+        """Delete a document's vectors; returns how many were deleted (0 when none existed)."""
+        request = retriever_pb2.DeleteDocumentRequest(document_id=document_id)
+        try:
+            reply = await self._stub.DeleteDocument(request, timeout=deadline or self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "retriever") from exc
+        return reply.deleted
+
+    async def list_chunk_ids(self, document_id: str, *, deadline: float | None = None) -> list[str]:
+        request = retriever_pb2.ListChunkIdsRequest(document_id=document_id)
+        try:
+            reply = await self._stub.ListChunkIds(request, timeout=deadline or self._deadline)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "retriever") from exc
+        return list(reply.chunk_ids)

@@ -1,0 +1,49 @@
+"""Chat behaviour that needs a real HTTP server: a client that hangs up mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from tests.fakes.fake_llm import FakeLLM
+
+
+def _ask(text: str, **extra: object) -> dict[str, object]:
+    return {"model": "any", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def test_client_disconnect_cuts_the_llm_stream(chat_server, fake_llm: FakeLLM) -> None:
+    fake_llm.stream_interval, fake_llm.filler_tokens = 0.05, 2000  # ~100 s if nobody cuts it
+    base_url = await chat_server(llm_max_concurrency=1, llm_max_queue=0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        async with client.stream("POST", "/v1/chat/completions", json=_ask("talk", stream=True)) as reply:
+            assert reply.status_code == 200
+            async for line in reply.aiter_lines():
+                if '"content":"Fake' in line:
+                    break  # the first token arrived: hang up
+    assert await asyncio.to_thread(fake_llm.stream_cut.wait, 10), "the gateway kept the LLM stream open"
+    assert fake_llm.streams_completed == 0
+    # The cut stream gave its LLM slot back: the next chat is served, not refused.
+    fake_llm.filler_tokens = 0
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        reply = await client.post("/v1/chat/completions", json=_ask("again", stream=True))
+    assert reply.status_code == 200 and reply.text.endswith("data: [DONE]\n\n")
+
+
+async def test_client_giving_up_cancels_a_waiting_completion(chat_server, fake_llm: FakeLLM) -> None:
+    fake_llm.held.set()  # the LLM takes forever
+    base_url = await chat_server(llm_max_concurrency=1, llm_max_queue=0)
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        waiting = asyncio.create_task(client.post("/v1/chat/completions", json=_ask("slow one")))
+        while not fake_llm.chat_requests():
+            assert not waiting.done(), waiting
+            await asyncio.sleep(0.01)
+        waiting.cancel()  # the client hangs up
+        # The abandoned call gives its LLM slot back, so the next chat reaches the LLM instead of a 429.
+        following = asyncio.create_task(client.post("/v1/chat/completions", json=_ask("next")))
+        while len(fake_llm.chat_requests()) < 2:
+            assert not following.done(), following.result().text
+            await asyncio.sleep(0.01)
+        fake_llm.held.clear()
+        assert (await following).status_code == 200
