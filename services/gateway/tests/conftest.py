@@ -235,13 +235,22 @@ class FakeImageWorker:
 
     async def start(self) -> FakeImageWorker:
         await self._amqp.connect()
-        self._jobs = await self._amqp.declare_queue(IMAGE_QUEUE)
-        await self._jobs.purge()
+        await self.bind()
         self._connection = await aio_pika.connect(self._url)
         channel = await self._connection.channel()
         self._cancels = await channel.declare_queue(f"fake-imagegen.cancel.{uuid.uuid4().hex[:8]}", exclusive=True)
         await self._cancels.bind("genai.events", routing_key="job.cancel.requested")
         return self
+
+    async def bind(self) -> None:
+        """Declare the work queue (as imagegen does) and empty it of earlier tests' jobs."""
+        self._jobs = await self._amqp.declare_queue(IMAGE_QUEUE)
+        await self._jobs.purge()
+
+    async def unbind(self) -> None:
+        """Delete the work queue: `image.job.requested` becomes unroutable (as with no imagegen deployed)."""
+        assert self._jobs is not None
+        await self._jobs.delete(if_unused=False, if_empty=False)
 
     async def close(self) -> None:
         if self._connection is not None:

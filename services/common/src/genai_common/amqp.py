@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -167,8 +167,13 @@ class Amqp:
         await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
         return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
 
-    async def publish(self, routing_key: str, event: Message, *, message_id: str | None = None) -> None:
-        """Publish persistent with a broker confirm; raises Unavailable if not confirmed or unroutable."""
+    async def publish(self, routing_key: str, event: Message, *, message_id: str | None = None,
+                      headers: Mapping[str, str] | None = None) -> None:
+        """Publish persistent with a broker confirm; raises Unavailable if not confirmed or unroutable.
+
+        `headers` (small string values, e.g. `document_id`) let a consumer trace a message whose
+        body it cannot decode.
+        """
         assert self._exchange is not None, "connect() first"
         message = aio_pika.Message(
             body=event.SerializeToString(),
@@ -176,6 +181,7 @@ class Amqp:
             type=event.DESCRIPTOR.full_name,
             message_id=message_id or uuid.uuid4().hex,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=dict(headers) if headers else None,
         )
         try:
             await self._exchange.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout)
@@ -215,6 +221,26 @@ class Amqp:
         await channel.set_qos(prefetch_count=spec.prefetch)
         await self._declare_exchanges(channel)
         queue = await self.declare_queue(spec, channel)
+        consumer = Consumer(queue, handler)
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def consume_broadcast(self, name: str, routing_keys: Sequence[str], handler: Handler,
+                                *, prefetch: int = 16) -> Consumer:
+        """Consume every message with `routing_keys` on a queue of this process's own (a fan-out).
+
+        The queue is exclusive and auto-delete: it lives as long as this connection, so each
+        replica gets its own copy of each message (e.g. `job.cancel.requested`). `name` must be
+        unique per process (add a random suffix); the robust channel re-declares it after a reconnect.
+        """
+        assert self._connection is not None, "connect() first"
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        await self._declare_exchanges(channel)
+        queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+        for key in routing_keys:
+            await queue.bind(EXCHANGE, routing_key=key)
         consumer = Consumer(queue, handler)
         await consumer.start()
         self._consumers.append(consumer)

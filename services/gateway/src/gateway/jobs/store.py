@@ -1,0 +1,143 @@
+"""Job records in the gateway's SQL store (SQLite or PostgreSQL through one SQLAlchemy code path).
+
+Every state change is one conditional UPDATE, so concurrent writers (the progress consumer, the
+text consumer, a cancel, another replica) cannot move a job backwards: a job leaves `queued` or
+`running` only forward, a terminal state is final, and progress only grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from genai_common.errors import Conflict, NotFound, ServiceError
+from gateway.jobs.models import ACTIVE, TERMINAL, Job, JobRow, Kind, NewJob, Status, Update, utcnow
+
+
+class IdempotencyMismatch(ServiceError):
+    """The Idempotency-Key was used before with a different request."""
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    key: str
+    request_hash: str
+
+
+class JobStore:
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    async def create(self, jobs: Sequence[NewJob], idempotency: Idempotency | None) -> tuple[list[Job], bool]:
+        """Insert `jobs` in one transaction; returns them and True. With a key already used for the
+        same request, returns the jobs it made and False; for another request, IdempotencyMismatch."""
+        now = utcnow()
+        rows = [
+            JobRow(id=job.id, kind=job.kind, status=Status.QUEUED, progress=0, stage="", params=job.params,
+                   result_keys=[], error="", batch_index=index, created_at=now, updated_at=now,
+                   idempotency_key=idempotency.key if idempotency else None,
+                   request_hash=idempotency.request_hash if idempotency else None)
+            for index, job in enumerate(jobs)
+        ]
+        try:
+            async with self._sessions.begin() as session:
+                session.add_all(rows)
+            return [Job.from_row(row) for row in rows], True
+        except IntegrityError:
+            if idempotency is None:
+                raise
+        return await self._replay(idempotency), False
+
+    async def _replay(self, idempotency: Idempotency) -> list[Job]:
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(JobRow).where(JobRow.idempotency_key == idempotency.key).order_by(JobRow.batch_index))
+            rows = result.scalars().all()
+        if not rows:  # the first request's jobs were withdrawn (the broker refused them): try again
+            raise Conflict("a request with this Idempotency-Key failed just now; retry it")
+        if rows[0].request_hash != idempotency.request_hash:
+            raise IdempotencyMismatch("this Idempotency-Key was already used with a different request")
+        return [Job.from_row(row) for row in rows]
+
+    async def mark_published(self, job_ids: Sequence[str]) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(update(JobRow).where(JobRow.id.in_(list(job_ids))).values(published_at=utcnow()))
+
+    async def unpublished(self, older_than: timedelta, limit: int) -> list[Job]:
+        """Queued jobs whose message was never confirmed (a gateway stopped between insert and publish)."""
+        cutoff = utcnow() - older_than
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(JobRow).where(JobRow.published_at.is_(None), JobRow.status == Status.QUEUED.value,
+                                     JobRow.created_at < cutoff).order_by(JobRow.created_at).limit(limit))
+            return [Job.from_row(row) for row in result.scalars()]
+
+    async def withdraw(self, job_ids: Sequence[str]) -> None:
+        """Delete jobs that were never queued (their message could not be published)."""
+        async with self._sessions.begin() as session:
+            await session.execute(delete(JobRow).where(JobRow.id.in_(list(job_ids))))
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self._sessions() as session:
+            row = await session.get(JobRow, job_id)
+            return Job.from_row(row) if row is not None else None
+
+    async def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+        async with self._sessions() as session:
+            result = await session.execute(select(JobRow).where(JobRow.id.in_(list(job_ids))))
+            return {row.id: Job.from_row(row) for row in result.scalars()}
+
+    async def recent(self, limit: int) -> list[Job]:
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
+            return [Job.from_row(row) for row in result.scalars()]
+
+    async def apply(self, change: Update) -> Kind | None:
+        """Apply `change` if it moves the job forward; the job's kind if the record changed, else None."""
+        if change.status == Status.QUEUED:
+            return None
+        now = utcnow()
+        progress = 100 if change.status == Status.SUCCEEDED else max(0, min(change.progress, 100))
+        values: dict[str, object] = {
+            "status": change.status.value,
+            "progress": case((JobRow.progress > progress, JobRow.progress), else_=progress),
+            "updated_at": now,
+            "started_at": func.coalesce(JobRow.started_at, now),
+        }
+        if change.stage:
+            values["stage"] = change.stage
+        if change.status in TERMINAL:
+            values["finished_at"] = now
+            values["error"] = change.reason if change.status == Status.FAILED else ""
+        if change.status == Status.SUCCEEDED:
+            values["result_keys"] = list(change.result_keys)
+            values["output_text"] = change.output_text
+        statement = update(JobRow).where(JobRow.id == change.job_id, JobRow.status.in_([s.value for s in ACTIVE]))
+        async with self._sessions.begin() as session:
+            result = await session.execute(statement.values(**values).returning(JobRow.kind))
+            kind = result.scalar_one_or_none()
+        return Kind(kind) if kind is not None else None
+
+    async def cancel(self, job_id: str) -> tuple[Job, bool]:
+        """Cancel a queued or running job at once; returns the job and whether this call cancelled
+        it. A job that already succeeded or failed -> Conflict; unknown -> NotFound."""
+        now = utcnow()
+        statement = (
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status.in_([s.value for s in ACTIVE]))
+            .values(status=Status.CANCELLED.value, finished_at=now, updated_at=now, stage="")
+        )
+        async with self._sessions.begin() as session:
+            changed = (await session.execute(statement)).rowcount > 0
+        job = await self.get(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if job.status in (Status.SUCCEEDED, Status.FAILED):
+            raise Conflict(f"job {job_id} already {job.status.value}; it cannot be cancelled")
+        return job, changed

@@ -1,0 +1,96 @@
+"""The AMQP edge: `image.job.requested` and `job.cancel.requested` in, `job.progress` out.
+
+Translates protobuf events to domain jobs and back; the runner never sees a message.
+Ack/requeue/dead-letter follow `genai_common.amqp.Consumer`: return -> ack (results are stored
+and the outcome reported), PermanentFailure -> dead-letter, any other error -> requeue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aio_pika.abc import AbstractIncomingMessage
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from genai.events.v1 import events_pb2
+from genai_common.amqp import Amqp, PermanentFailure, decode, delivery_count
+from imagegen.jobs import ImageJob, InvalidJob, JobState, JobUpdate, Limits
+from imagegen.metrics import JOBS
+from imagegen.runner import ImageJobRunner
+
+log = logging.getLogger(__name__)
+
+IMAGE_JOB_KEY = "image.job.requested"
+CANCEL_KEY = "job.cancel.requested"
+PROGRESS_KEY = "job.progress"
+
+_STATES = {
+    JobState.RUNNING: events_pb2.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: events_pb2.JOB_STATE_SUCCEEDED,
+    JobState.FAILED: events_pb2.JOB_STATE_FAILED,
+    JobState.CANCELLED: events_pb2.JOB_STATE_CANCELLED,
+}
+
+
+def progress_event(update: JobUpdate) -> events_pb2.JobProgress:
+    emitted_at = Timestamp()
+    emitted_at.GetCurrentTime()
+    return events_pb2.JobProgress(
+        job_id=update.job_id, kind=events_pb2.JOB_KIND_IMAGE, state=_STATES[update.state],
+        progress=update.progress, stage=update.stage, reason=update.reason,
+        result_keys=list(update.result_keys), stage_seconds=update.stage_seconds, emitted_at=emitted_at,
+    )
+
+
+def job_from_event(event: events_pb2.ImageJobRequested) -> ImageJob:
+    return ImageJob(
+        job_id=event.job_id, prompt=event.prompt, negative_prompt=event.negative_prompt, n=event.n,
+        width=event.width, height=event.height, steps=event.steps, guidance=event.guidance, seed=event.seed,
+    )
+
+
+class AmqpProgressSink:
+    """Reports job updates as confirmed `job.progress` events (raises Unavailable if not confirmed)."""
+
+    def __init__(self, amqp: Amqp) -> None:
+        self._amqp = amqp
+
+    async def report(self, update: JobUpdate) -> None:
+        await self._amqp.publish(PROGRESS_KEY, progress_event(update), headers={"job_id": update.job_id})
+
+
+class ImageJobHandler:
+    def __init__(self, runner: ImageJobRunner, sink: AmqpProgressSink, limits: Limits, max_attempts: int) -> None:
+        self._runner, self._sink, self._limits, self._max_attempts = runner, sink, limits, max_attempts
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        job = job_from_event(decode(message, events_pb2.ImageJobRequested))
+        extra = {"job_id": job.job_id}
+        try:
+            job.validate(self._limits)
+        except InvalidJob as exc:
+            await self._fail(job, f"invalid job: {exc}")
+            raise PermanentFailure(str(exc)) from exc
+        attempts = delivery_count(message)
+        if attempts >= self._max_attempts:
+            await self._fail(job, f"gave up after {attempts} interrupted attempts")
+            raise PermanentFailure(f"job {job.job_id} was delivered {attempts + 1} times")
+        log.info("job started", extra={**extra, "images": job.n, "steps": job.steps, "attempt": attempts + 1})
+        outcome = await self._runner.run(job)
+        JOBS.labels(outcome.value).inc()
+
+    async def _fail(self, job: ImageJob, reason: str) -> None:
+        if job.job_id:
+            await self._sink.report(JobUpdate(job.job_id, JobState.FAILED, 0, reason=reason))
+        JOBS.labels(JobState.FAILED.value).inc()
+
+
+class CancelHandler:
+    def __init__(self, runner: ImageJobRunner) -> None:
+        self._runner = runner
+
+    async def __call__(self, message: AbstractIncomingMessage) -> None:
+        event = decode(message, events_pb2.JobCancelRequested)
+        if event.job_id:
+            log.info("cancel requested", extra={"job_id": event.job_id})
+            self._runner.cancel(event.job_id)

@@ -1,0 +1,18 @@
+"""imagegen's Prometheus metrics (`imagegen_<noun>_<unit>`, small closed label sets)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# outcome: succeeded, failed, cancelled (a job requeued at shutdown has no outcome yet).
+JOBS = Counter("imagegen_jobs_total", "Image jobs finished, by outcome", ("outcome",))
+STEP_SECONDS = Histogram(
+    "imagegen_step_duration_seconds", "Wall time of one denoising step (all images of the step's batch)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JOB_SECONDS = Histogram(
+    "imagegen_job_duration_seconds", "Wall time of one job delivery, from start to its outcome",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+IMAGES = Counter("imagegen_images_total", "Images rendered and stored")
+BUSY = Gauge("imagegen_busy", "1 while a job is being rendered")

@@ -1,0 +1,93 @@
+"""The worker's composition: load and warm the pipeline, then consume until SIGTERM.
+
+Order at start: ops endpoint (healthz; readyz says not ready) -> pipeline loaded and warmed up
+-> broker connected -> cancel fan-out queue -> job queue (prefetch 1) -> ready.
+Order at SIGTERM: not ready -> stop taking jobs -> the job in flight finishes within the grace
+period (or stops at its next step and is requeued) -> broker closed -> exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from contextlib import AsyncExitStack
+
+from genai_common.amqp import Amqp, QueueSpec
+from genai_common.blobs import open_blob_store
+from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import OpsServer
+from imagegen.jobs import Limits
+from imagegen.messaging import CANCEL_KEY, IMAGE_JOB_KEY, AmqpProgressSink, CancelHandler, ImageJobHandler
+from imagegen.pipeline import Renderer, build_pipeline, configure_threads, resolve_device, resolve_dtype
+from imagegen.runner import ImageJobRunner
+from imagegen.settings import ImagegenSettings
+
+log = logging.getLogger(__name__)
+
+# Fixed on the queue (changing a quorum queue's arguments would fail its declaration); the handler
+# itself gives up after IMAGEGEN_MAX_ATTEMPTS deliveries and records why, well before this.
+QUEUE_DELIVERY_LIMIT = 10
+
+
+class Readiness:
+    def __init__(self) -> None:
+        self.ready = False
+
+    def __call__(self) -> bool:
+        return self.ready
+
+
+async def load_renderer(settings: ImagegenSettings) -> Renderer:
+    configure_threads(settings.imagegen_cpu_threads)
+    device = resolve_device(settings.imagegen_device)
+    dtype = resolve_dtype(settings.imagegen_dtype, device)
+    log.info("loading pipeline", extra={"model": settings.imagegen_model, "device": device, "dtype": str(dtype)})
+    pipe = await asyncio.to_thread(build_pipeline, settings.imagegen_model, device, dtype, settings.imagegen_variant)
+    renderer = Renderer(pipe)
+    await asyncio.to_thread(renderer.warm_up)
+    log.info("pipeline warmed up", extra={"device": device})
+    return renderer
+
+
+async def start_consuming(amqp: Amqp, runner: ImageJobRunner, settings: ImagegenSettings) -> None:
+    limits = Limits(settings.imagegen_max_images, settings.imagegen_max_steps, settings.imagegen_max_side)
+    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (CANCEL_KEY,), CancelHandler(runner))
+    handler = ImageJobHandler(runner, AmqpProgressSink(amqp), limits, settings.imagegen_max_attempts)
+    spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_KEY,), delivery_limit=QUEUE_DELIVERY_LIMIT, prefetch=1)
+    await amqp.consume(spec, handler)
+
+
+async def run(settings: ImagegenSettings) -> None:
+    stop = shutdown_event()
+    readiness = Readiness()
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            OpsServer(settings.imagegen_metrics_host, settings.imagegen_metrics_port, readiness))
+        renderer = await load_renderer(settings)
+        if stop.is_set():
+            return
+        amqp = Amqp(settings.amqp_url, name="imagegen")
+        await amqp.connect()
+        stack.push_async_callback(amqp.close)
+        runner = ImageJobRunner(
+            renderer, open_blob_store(settings.blob_store_url), AmqpProgressSink(amqp),
+            progress_interval=settings.imagegen_progress_interval_seconds,
+            progress_min_delta=settings.imagegen_progress_min_delta,
+        )
+        await start_consuming(amqp, runner, settings)
+        readiness.ready = True
+        log.info("imagegen ready", extra={"queue": settings.imagegen_queue})
+        await stop.wait()
+        readiness.ready = False
+        await _drain(amqp, runner, settings.shutdown_grace_seconds)
+    log.info("imagegen stopped")
+
+
+async def _drain(amqp: Amqp, runner: ImageJobRunner, grace: float) -> None:
+    """Stop intake; give the job in flight `grace` seconds, then stop it at its next step (requeued)."""
+    timer = asyncio.get_running_loop().call_later(grace, runner.stop_now)
+    try:
+        await amqp.stop_consumers(grace + 10)
+    finally:
+        timer.cancel()
