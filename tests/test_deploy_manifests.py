@@ -80,3 +80,10 @@ def test_skaffold_config_matches_its_schema() -> None:
     assert images == {"gateway", "scraper", "retriever", "ingest", "imagegen"}
     for artifact in config["build"]["artifacts"]:
         assert (ROOT / artifact["docker"]["dockerfile"]).is_file(), artifact["image"]
+
+
+def test_worker_ops_endpoints_listen_beyond_loopback_in_pods(objects: list[dict]) -> None:
+    for name, var in (("genai-ingest", "INGEST_METRICS_HOST"), ("genai-imagegen", "IMAGEGEN_METRICS_HOST")):
+        deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env[var] == "0.0.0.0", name

@@ -28,7 +28,8 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 
 {{/*
 One workload: .name (service), .root (top context), .values (its values block),
-.env (extra env list, YAML), .probes (probe YAML), .ports (container ports YAML), .blobs (mount the blob volume).
+.env (extra env list, YAML), .probes (probe YAML), .ports (container ports YAML), .blobs (mount the blob volume),
+.models (a PVC name holding model weights, mounted read-only at /models).
 */}}
 {{- define "genai.deployment" -}}
 apiVersion: apps/v1
@@ -81,6 +82,9 @@ spec:
             {{- if .blobs }}
             - {name: blobs, mountPath: /data/blobs}
             {{- end }}
+            {{- if .models }}
+            - {name: models, mountPath: /models, readOnly: true}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir: {}
@@ -88,6 +92,12 @@ spec:
         - name: blobs
           persistentVolumeClaim:
             claimName: {{ .root.Values.config.blobClaim }}
+        {{- end }}
+        {{- if .models }}
+        - name: models
+          persistentVolumeClaim:
+            claimName: {{ .models }}
+            readOnly: true
         {{- end }}
 ---
 apiVersion: v1
