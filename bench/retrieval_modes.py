@@ -5,7 +5,8 @@ classes (Retriever over QdrantChunkStore in local ":memory:" mode, the bundled M
 with the service's default settings, then runs the queries of each split in each mode.
 Baselines: our dense (MiniLM) and sparse (BM25) modes measured in this run, and the published
 references in reference-scores.json. Fusion settings are tuned on TRAIN only (`--tune` prints the
-sweep); dev is reported, never tuned on. Exits non-zero if the best mode is below 0.70 on dev.
+sweep); dev is reported, never tuned on. Exits non-zero if the best mode or the default mode
+is below 0.70 on dev.
 
     .venv/bin/python bench/retrieval_modes.py            # train (809 q) + dev (90 q), ~4 min warm
     .venv/bin/python bench/retrieval_modes.py --quick    # dev only, ~20 s warm
@@ -236,8 +237,10 @@ def report(scores: dict[SearchMode, dict[str, float]], split_names: list[str], d
     print(f"ratio vs BM25 reference (dev, stemmed):        {dev[best] / refs[0][1]:.3f}")
     if best.value != default_mode:
         print(f"WARNING: the default mode {default_mode!r} is not the best measured ({best.value!r})")
-    ok = dev[best] >= TARGET
-    print(f"target: best mode >= {TARGET:.2f} nDCG@10 on dev: {'PASS' if ok else 'FAIL'}")
+    served = dev[SearchMode(default_mode)]  # what users get is the default mode, whatever scored best
+    ok = dev[best] >= TARGET and served >= TARGET
+    print(f"target: best mode and default mode ({default_mode}, dev {served:.4f}) >= {TARGET:.2f} nDCG@10 on dev: "
+          f"{'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
 

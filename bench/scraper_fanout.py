@@ -129,8 +129,13 @@ async def bench(urls: int, runs: int) -> int:
             cpu_per_fanout = (cpu_seconds(psutil.Process(process.pid)) - cpu_before) / runs
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:  # never leave a scraper behind
+            process.kill()
+            process.wait()
         site.close()
+        log.close()
     baseline, fanout = statistics.median(singles), statistics.median(fanouts)
     ratio = fanout / baseline
     print(f"scraper fan-out, server delay {DELAY * 1000:.0f} ms, medians")

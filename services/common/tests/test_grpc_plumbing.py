@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -10,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
-from genai_common.errors import InvalidInput, NotFound
+from genai_common.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound
 from genai_common.grpc_client import error_from_rpc, open_channel
 from genai_common.grpc_server import GrpcServer
 from genai_common.logging import request_id_var
@@ -28,6 +29,12 @@ class EchoRetriever(retriever_pb2_grpc.RetrieverServiceServicer):
             raise InvalidInput("query must not be empty")
         if request.query == "boom":
             raise RuntimeError("secret internal detail")
+        if request.query == "taken":
+            raise Conflict("already indexed by another writer")
+        if request.query == "hang":
+            await asyncio.Event().wait()
+        if request.query == "slow":
+            await asyncio.sleep(1.0)  # longer than the short default deadline of the test below
         return retriever_pb2.SearchResponse(hits=[retriever_pb2.Hit(text=request_id_var.get() or "")])
 
 
@@ -85,6 +92,21 @@ async def test_typed_errors_map_to_status_codes_and_internal_details_stay_hidden
             await stub.Search(retriever_pb2.SearchRequest(query="boom"), timeout=2)
         assert boom.value.code() == grpc.StatusCode.INTERNAL
         assert "secret" not in boom.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as taken:
+            await stub.Search(retriever_pb2.SearchRequest(query="taken"), timeout=2)
+        assert isinstance(error_from_rpc(taken.value, "retriever"), Conflict)  # the round trip keeps the type
+
+
+async def test_a_call_without_a_deadline_gets_the_channels_default_one(server: GrpcServer) -> None:
+    async with open_channel(f"127.0.0.1:{server.port}", default_timeout=0.5) as channel:
+        stub = retriever_pb2_grpc.RetrieverServiceStub(channel)
+        async with asyncio.timeout(10):  # without the default the call would wait forever
+            with pytest.raises(grpc.aio.AioRpcError) as hung:
+                await stub.Search(retriever_pb2.SearchRequest(query="hang"))
+        assert hung.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert isinstance(error_from_rpc(hung.value, "retriever"), DeadlineExceeded)
+        reply = await stub.Search(retriever_pb2.SearchRequest(query="slow"), timeout=10)  # an explicit one wins
+        assert len(reply.hits) == 1
 
 
 async def test_request_id_travels_from_client_context_to_server_context(server: GrpcServer) -> None:

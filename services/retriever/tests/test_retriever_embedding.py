@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -46,6 +50,57 @@ async def test_encoding_runs_off_the_event_loop(minilm) -> None:  # noqa: ANN001
     done.set()
     await task
     assert ticks > 10  # a blocking encode would have starved the ticker until it returned
+
+
+class HeldModel:
+    """Stands in for a model whose encode occupies its thread until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def get_embedding_dimension(self) -> int:
+        return 3
+
+    def encode(self, batch: list[str], **_: Any) -> np.ndarray:
+        self.calls += 1
+        self.release.wait(10)
+        return np.ones((len(batch), 3), dtype=np.float32)
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_cancelled_embed_keeps_its_slot_until_its_encode_thread_is_done() -> None:
+    # A caller that gives up (deadline) cannot stop the thread already encoding; the next encode
+    # must wait for that thread, or abandoned encodes would pile up beyond `concurrency`.
+    executor = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(executor)
+    model = HeldModel()
+    embedder = SentenceTransformerEmbedder(model, model_name="m", concurrency=1)  # type: ignore[arg-type]
+    abandoned = asyncio.ensure_future(embedder.embed(["first"]))
+    async with asyncio.timeout(10):
+        while model.calls < 1:
+            await asyncio.sleep(0.01)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+
+    waiting = asyncio.ensure_future(embedder.embed(["second"]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert executor.submitted == 1  # still held by the abandoned encode
+
+    model.release.set()
+    assert (await waiting).shape == (1, 3)
+    assert executor.submitted == 2 and model.calls == 2
 
 
 def test_an_explicit_device_wins_over_detection() -> None:

@@ -27,12 +27,16 @@ LOOPBACK_SPELLINGS = [
     "127.0.0.1", "2130706433", "0x7f.1", "017700000001", "127.1", "0x7f000001", "0177.0.0.1", "127.0.1",
     "0.0.0.0", "0", "[::1]", "[::]", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[64:ff9b::7f00:1]",
     "[2002:7f00:1::]", "[::127.0.0.1]", "localhost",
+    # Trailing dots, an IPv6 zone id, percent-encoding and fullwidth (IDNA-mapped) digits.
+    "127.0.0.1.", "2130706433.", "localhost.", "LOCALHOST", "[::1%25lo]", "%31%32%37.0.0.1", "loc%61lhost",
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021",
 ]
 
 INTERNAL_LITERALS = [
     "10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1", "169.254.169.254", "169.254.0.1", "224.0.0.1",
     "255.255.255.255", "198.18.0.1", "[fd00:ec2::254]", "[fc00::1]", "[fe80::1]", "[ff02::1]",
     "[::ffff:10.0.0.1]", "[::ffff:169.254.169.254]", "[64:ff9b::a9fe:a9fe]", "[fec0::1]",
+    "[fe80::1%25eth0]", "169.254.169.254.", "[0:0:0:0:0:ffff:a9fe:a9fe]",
 ]
 
 
@@ -56,12 +60,13 @@ async def test_the_same_spellings_do_reach_loopback_when_private_networks_are_al
     # The control for the test above: these forms really denote the local site.
     site.routes["/secret"] = Reply(body=b"<html><body><p>internal admin secret paragraph</p></body></html>")
     scraper = make_scraper(scraper_allowed_ports=[site.port], scraper_allow_private_networks=True)
-    urls = [f"http://{host}:{site.port}/secret" for host in ("2130706433", "0x7f.1", "017700000001", "127.1")]
+    urls = [f"http://{host}:{site.port}/secret"
+            for host in ("2130706433", "0x7f.1", "017700000001", "127.1", "127.0.0.1.", "%31%32%37.0.0.1")]
 
     pages = await scraper.scrape(urls, timeout=10)
 
     assert _outcomes(pages) == {url: Outcome.OK for url in urls}
-    assert site.connections >= 1 and len(site.requests) == 4
+    assert site.connections >= 1 and len(site.requests) == len(urls)
 
 
 async def test_internal_and_metadata_literals_are_blocked_without_a_connection(make_scraper):
@@ -143,6 +148,33 @@ async def test_a_redirect_to_an_internal_address_is_blocked(site, make_scraper, 
     assert site.connections == 0
 
 
+@pytest.mark.parametrize("location", [
+    "http://public.example:8080/", "ftp://public.example/", "http://user:pw@public.example/",
+    "HTTP://127.0.0.1/", "//localhost/", "http://[::ffff:127.0.0.1]/",
+])
+async def test_each_redirect_hop_gets_the_scheme_port_credential_and_address_checks(make_scraper, location):
+    internet = FakeInternet({(PUBLIC_IP, "/go"): Reply(302, headers={"Location": location})})
+    scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
+
+    [page] = await scraper.scrape(["http://public.example/go"], timeout=10)
+
+    assert page.outcome is Outcome.BLOCKED, page.reason
+    assert internet.addresses == [PUBLIC_IP]  # only the first hop was fetched
+
+
+async def test_a_relative_redirect_stays_on_the_checked_host_and_port(make_scraper):
+    internet = FakeInternet({(PUBLIC_IP, "/a/go"): Reply(302, headers={"Location": "../b/page?x=1"})})
+    scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS), scraper_allowed_ports=[8080])
+
+    [page] = await scraper.scrape(["http://public.example:8080/a/go"], timeout=10)
+
+    assert page.outcome is Outcome.OK, page.reason
+    assert page.final_url == "http://public.example:8080/b/page?x=1"
+    assert [(c.address, c.port, c.path, c.host_header) for c in internet.connections] == [
+        (PUBLIC_IP, 8080, "/a/go", "public.example:8080"), (PUBLIC_IP, 8080, "/b/page?x=1", "public.example:8080"),
+    ]
+
+
 async def test_redirects_are_followed_at_most_five_times(make_scraper):
     pages = {(PUBLIC_IP, f"/r{i}"): Reply(301, headers={"Location": f"/r{i + 1}"}) for i in range(10)}
     internet = FakeInternet(pages)
@@ -198,6 +230,8 @@ async def test_ports_other_than_80_and_443_are_refused_unless_configured(make_sc
     "ftp://public.example/file", "file:///etc/passwd", "gopher://public.example:70/", "javascript:alert(1)",
     "//public.example/", "public.example/path", "http://user:pw@public.example/", "http://public.example@127.0.0.1/",
     "http:///nohost", "http://public.example/\r\nX-Injected: 1", "http://[::1/", "http://public.example/" + "a" * 9000,
+    "http://./", "http://%ff.example/", "http://public%2fexample/", "http://pub%00lic.example/",
+    "http://public.example\u200b/",
 ], ids=lambda url: url[:48])
 async def test_urls_that_are_not_plain_http_are_blocked(make_scraper, url):
     internet = FakeInternet()

@@ -7,31 +7,45 @@ from typing import Any
 
 import grpc
 
-from genai_common.errors import DeadlineExceeded, InvalidInput, NotFound, ServiceError, Unavailable
+from genai_common.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, ServiceError, Unavailable
 from genai_common.grpc_server import REQUEST_ID_KEY
 from genai_common.logging import request_id_var
 
 
-class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+# The deadline of a call made without `timeout=`: a forgotten deadline must not mean "forever".
+DEFAULT_DEADLINE_SECONDS = 30.0
+
+
+class _CallDefaultsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds the request id from the contextvar, and the default deadline when a call has none."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self._default_timeout = default_timeout
+
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
         request_id = request_id_var.get()
+        metadata = client_call_details.metadata
         if request_id:
-            metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+            metadata = grpc.aio.Metadata(*(metadata or ()))
             metadata.add(REQUEST_ID_KEY, request_id)
-            client_call_details = grpc.aio.ClientCallDetails(
-                client_call_details.method, client_call_details.timeout, metadata,
-                client_call_details.credentials, client_call_details.wait_for_ready,
-            )
+        timeout = self._default_timeout if client_call_details.timeout is None else client_call_details.timeout
+        client_call_details = grpc.aio.ClientCallDetails(
+            client_call_details.method, timeout, metadata,
+            client_call_details.credentials, client_call_details.wait_for_ready,
+        )
         return await continuation(client_call_details, request)
 
 
-def open_channel(address: str, max_message_bytes: int = 32 * 1024 * 1024) -> grpc.aio.Channel:
-    """A channel with keepalive; callers must pass `timeout=` (a deadline) on every call."""
+def open_channel(
+    address: str, max_message_bytes: int = 32 * 1024 * 1024, *, default_timeout: float = DEFAULT_DEADLINE_SECONDS,
+) -> grpc.aio.Channel:
+    """A channel with keepalive; pass `timeout=` (a deadline) on every call: a unary call made
+    without one gets `default_timeout` seconds."""
     return grpc.aio.insecure_channel(
         address,
-        interceptors=[_RequestIdInterceptor()],
+        interceptors=[_CallDefaultsInterceptor(default_timeout)],
         options=[
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
@@ -54,4 +68,6 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, peer: str) -> ServiceError:
         return InvalidInput(detail)
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(detail)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:  # what the server side makes of a Conflict
+        return Conflict(detail)
     return Unavailable(detail)

@@ -31,10 +31,12 @@ class OpsServer:
     A tiny asyncio HTTP/1.0 responder: the workers have no web framework and need none.
     """
 
-    def __init__(self, host: str, port: int, ready: Callable[[], bool], registry: CollectorRegistry = REGISTRY) -> None:
+    def __init__(self, host: str, port: int, ready: Callable[[], bool], registry: CollectorRegistry = REGISTRY,
+                 *, read_timeout: float = 5.0) -> None:
         self._host, self._port = host, port
         self._ready = ready
         self._registry = registry
+        self._read_timeout = read_timeout  # for the whole request head, not per line
         self._server: asyncio.Server | None = None
 
     @property
@@ -54,16 +56,17 @@ class OpsServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
-                pass
+            async with asyncio.timeout(self._read_timeout):
+                request_line = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else "/"
             status, content_type, body = self._respond(path)
             head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
             writer.write(head.encode() + body)
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, ValueError):  # slow, gone, or a line over the reader's limit
             pass
         finally:
             writer.close()

@@ -83,13 +83,28 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self._dimension), dtype=np.float32)
         parts = []
         for start in range(0, len(texts), self._batch_size):
-            batch = list(texts[start:start + self._batch_size])
-            async with self._slots:
-                started = time.perf_counter()
-                parts.append(await asyncio.to_thread(self._encode, batch))
-                if self._observe is not None:
-                    self._observe(time.perf_counter() - started)
+            parts.append(await self._encode_in_slot(list(texts[start:start + self._batch_size])))
         return np.concatenate(parts)
+
+    async def _encode_in_slot(self, batch: list[str]) -> np.ndarray:
+        """Encode in a worker thread holding a slot until the thread is done, even if the caller
+        is cancelled (a deadline): a thread cannot be stopped, so releasing the slot at
+        cancellation would let abandoned encodes pile up beyond `concurrency`."""
+        await self._slots.acquire()
+        started = time.perf_counter()
+        try:
+            encoding = asyncio.ensure_future(asyncio.to_thread(self._encode, batch))
+        except BaseException:
+            self._slots.release()
+            raise
+
+        def _finished(task: asyncio.Future[np.ndarray]) -> None:
+            self._slots.release()
+            if not task.cancelled() and task.exception() is None and self._observe is not None:
+                self._observe(time.perf_counter() - started)
+
+        encoding.add_done_callback(_finished)
+        return await asyncio.shield(encoding)
 
     async def warm_up(self) -> None:
         """One encode, so the first real request does not pay for lazy initialisation."""

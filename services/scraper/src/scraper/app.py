@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 
 import httpx
@@ -63,19 +62,17 @@ def build_server(settings: ScraperSettings, scraper: Scraper, *, metric_prefix: 
     )
 
 
-async def _shutdown_pool(pool: ProcessPoolExecutor) -> None:
-    await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-
-
 async def run(settings: ScraperSettings) -> None:
     """Serve until SIGTERM: NOT_SERVING -> stop intake, drain -> close client and pool -> return."""
     stop = shutdown_event()
     serving = asyncio.Event()
     async with AsyncExitStack() as stack:
-        pool = process_pool(settings.scraper_extract_workers)
-        stack.push_async_callback(_shutdown_pool, pool)
+        # A page still extracting after the per-URL timeout has no caller left: stop it there.
+        workers, page_seconds = settings.scraper_extract_workers, settings.scraper_fetch_timeout_seconds
+        extractor = PoolExtractor(process_pool(workers, page_seconds), workers=workers,
+                                  renew=lambda: process_pool(workers, page_seconds))
+        stack.push_async_callback(extractor.aclose)
         client = await stack.enter_async_context(http_client(settings))
-        extractor = PoolExtractor(pool, workers=settings.scraper_extract_workers)
         scraper = build_scraper(settings, client=client, extractor=extractor, metrics=ScraperMetrics())
         server = build_server(settings, scraper)
         await stack.enter_async_context(OpsServer(settings.scraper_host, settings.scraper_metrics_port, serving.is_set))

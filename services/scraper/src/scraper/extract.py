@@ -3,13 +3,19 @@ pure functions of their arguments.
 
 Options were chosen on the article-extraction dev split (bench/extraction_f1.py):
 `favor_precision` without comments scores F1 0.960 there, against 0.954 for the defaults.
+
+Extraction time grows faster than page size (a 5 MB page of links takes close to a minute), so
+in a pool worker each page runs under a timer (`warm_up(page_seconds)`): a page over the limit
+fails alone and the worker moves on to the next instead of staying busy for every caller.
 """
 
 from __future__ import annotations
 
 import codecs
 import logging
+import signal
 from dataclasses import dataclass
+from types import FrameType
 
 import trafilatura
 from trafilatura.metadata import extract_title
@@ -18,6 +24,15 @@ from trafilatura.utils import load_html
 from scraper.model import TEXT_TYPES
 
 EXTRACT_OPTIONS = {"favor_precision": True, "include_comments": False, "include_tables": True}
+
+# Seconds one page may take; set by `warm_up` in pool workers only (the timer needs the main
+# thread of a process of our own), 0 = no limit.
+_page_seconds = 0.0
+
+
+class _TooSlow(BaseException):
+    """Raised by the page timer; a BaseException so that no `except Exception` inside the
+    extraction library swallows it."""
 
 
 @dataclass(frozen=True)
@@ -43,17 +58,38 @@ def extract_batch(pages: list[tuple[bytes, str, str, str | None]]) -> list[Extra
     results: list[Extracted | str] = []
     for body, url, media_type, charset in pages:
         try:
-            results.append(extract_page(body, url, media_type, charset))
+            results.append(_extract_in_time(body, url, media_type, charset))
+        except _TooSlow:
+            results.append(f"extraction took longer than {_page_seconds:g}s")
         except Exception as exc:  # one bad page must not fail its batch-mates
             results.append(f"extraction failed: {type(exc).__name__}")
     return results
 
 
-def warm_up() -> None:
-    """Process-pool initializer: import and exercise the extractor once, quiet its logs."""
+def warm_up(page_seconds: float = 0.0) -> None:
+    """Process-pool initializer: arm the per-page time limit, quiet the extractor's logs,
+    import and exercise it once."""
+    global _page_seconds
     logging.getLogger("trafilatura").setLevel(logging.ERROR)
     logging.getLogger("htmldate").setLevel(logging.ERROR)
+    if page_seconds > 0:
+        signal.signal(signal.SIGALRM, _too_slow)
+        _page_seconds = page_seconds
     extract_page(b"<html><head><title>t</title></head><body><p>warm up</p></body></html>", "http://localhost/")
+
+
+def _extract_in_time(body: bytes, url: str, media_type: str, charset: str | None) -> Extracted:
+    if not _page_seconds:
+        return extract_page(body, url, media_type, charset)
+    signal.setitimer(signal.ITIMER_REAL, _page_seconds)
+    try:
+        return extract_page(body, url, media_type, charset)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _too_slow(signum: int, frame: FrameType | None) -> None:
+    raise _TooSlow
 
 
 def _decode(body: bytes, charset: str | None) -> str:

@@ -4,18 +4,24 @@ At most `workers` batches are in the pool at once (a semaphore in effect); pages
 while every worker is busy wait here and leave together, up to `max_batch` per task, when a
 worker frees up. One page alone goes at once; a burst of 100 costs a few round trips to the
 pool instead of 100. Pages whose caller gave up (deadline) are dropped before they are sent.
+A worker that dies (killed, out of memory) breaks a process pool for good: with `renew` given,
+the broken pool is replaced by a fresh one, so only the pages of the crashed batch fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from typing import Protocol
 
 from scraper.extract import Extracted, extract_batch, warm_up
+
+log = logging.getLogger(__name__)
 
 Job = tuple[tuple[bytes, str, str, str | None], asyncio.Future[Extracted]]
 
@@ -28,20 +34,28 @@ class TextExtractor(Protocol):
     async def extract(self, body: bytes, url: str, media_type: str, charset: str | None) -> Extracted: ...
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """Fresh interpreters ("spawn"): forking a process that runs gRPC threads is unsafe."""
+def process_pool(workers: int, page_seconds: float = 0.0) -> ProcessPoolExecutor:
+    """Fresh interpreters ("spawn"): forking a process that runs gRPC threads is unsafe.
+    `page_seconds` > 0 limits the time one page may take in a worker."""
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up,
+        initargs=(page_seconds,),
     )
 
 
 class PoolExtractor:
-    def __init__(self, pool: Executor, *, workers: int, max_batch: int = 16) -> None:
+    def __init__(self, pool: Executor, *, workers: int, max_batch: int = 16,
+                 renew: Callable[[], Executor] | None = None) -> None:
         self._pool = pool
         self._workers = workers
         self._max_batch = max_batch
+        self._renew = renew
         self._pending: deque[Job] = deque()
         self._running = 0
+
+    async def aclose(self) -> None:
+        """Shut the current pool down (waiting for its workers), dropping batches not started."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     async def warm(self) -> None:
         """Start every worker now (imports, first extraction) instead of on the first request."""
@@ -70,23 +84,44 @@ class PoolExtractor:
     def _submit(self, batch: list[Job]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            submitted = self._pool.submit(extract_batch, [args for args, _ in batch])
-        except RuntimeError as exc:  # the pool is shut down or broken
+            submitted = self._send([args for args, _ in batch])
+        except RuntimeError as exc:  # the pool is shut down, or broken and not renewable
             self._settle(batch, exc)
             return
         self._running += 1
+        pool = self._pool
 
         def _done(result: Future[list[Extracted | str]]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(self._finished, result, batch)
+                loop.call_soon_threadsafe(self._finished, result, batch, pool)
 
         submitted.add_done_callback(_done)
 
-    def _finished(self, result: Future[list[Extracted | str]], batch: list[Job]) -> None:
+    def _send(self, pages: list[tuple[bytes, str, str, str | None]]) -> Future[list[Extracted | str]]:
+        try:
+            return self._pool.submit(extract_batch, pages)
+        except BrokenExecutor:  # broken since the last batch finished: renew once and retry
+            if not self._replace_broken(self._pool):
+                raise
+            return self._pool.submit(extract_batch, pages)
+
+    def _finished(self, result: Future[list[Extracted | str]], batch: list[Job], pool: Executor) -> None:
         self._running -= 1
-        error = result.exception()
+        error = asyncio.CancelledError() if result.cancelled() else result.exception()
+        if isinstance(error, BrokenExecutor):
+            self._replace_broken(pool)
         self._settle(batch, error, None if error else result.result())
         self._dispatch()
+
+    def _replace_broken(self, broken: Executor) -> bool:
+        """Swap a broken pool for a fresh one (once per breakage); False when it cannot be renewed."""
+        if self._renew is None:
+            return False
+        if broken is self._pool:
+            log.error("an extraction worker died; starting a fresh pool")
+            self._pool = self._renew()
+            broken.shutdown(wait=False, cancel_futures=True)
+        return True
 
     @staticmethod
     def _settle(batch: list[Job], error: BaseException | None, results: list[Extracted | str] | None = None) -> None:

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import idna
 
@@ -21,6 +21,8 @@ from scraper.addresses import IPAddress, Reach, classify, parse_ip_literal
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_CHARS = 8192
+# Characters that may not appear in a host name once it is percent-decoded.
+_NOT_IN_HOSTS = frozenset(" /\\@:?#[]%")
 
 
 class Blocked(Exception):
@@ -164,9 +166,24 @@ def _split(url: str) -> tuple[str, str, int, str]:
 
 
 def _ascii_host(host: str) -> str:
-    if ":" in host or host.isascii():
+    """The host as it is resolved and sent: IPv6 as given; a name or IPv4 form percent-decoded,
+    IDNA-mapped (fullwidth digits and dots become ASCII) and without its trailing dot, as browsers
+    read it, so `%31%32%37.0.0.1` and `127.0.0.1.` are seen as the loopback address they are."""
+    if ":" in host:
         return host.lower()
-    try:
-        return idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise Blocked("malformed host name") from exc
+    if "%" in host:
+        try:
+            host = unquote(host, errors="strict")
+        except UnicodeDecodeError as exc:
+            raise Blocked("malformed host name") from exc
+        if not host.isprintable() or any(ch in host for ch in _NOT_IN_HOSTS):
+            raise Blocked("malformed host name")
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise Blocked("malformed host name") from exc
+    host = host.lower().removesuffix(".")
+    if not host.strip("."):
+        raise Blocked("URL has no host")
+    return host

@@ -29,6 +29,7 @@ class ScraperSettings(CommonSettings):
     scraper_max_concurrency: int = Field(default=128, ge=1)
     scraper_max_urls_per_request: int = Field(default=100, ge=1)
     scraper_request_deadline_seconds: float = Field(default=10.0, gt=0)
+    # One URL, redirects and extraction included; also the most one page may spend in an extraction worker.
     scraper_fetch_timeout_seconds: float = Field(default=8.0, gt=0)
     scraper_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     scraper_max_response_bytes: int = Field(default=5 * MiB, ge=1024)
