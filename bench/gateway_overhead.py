@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support import rabbitmq  # noqa: E402
 from tests.support.procs import Service, free_port, grpc_serving, http_ok  # noqa: E402
 
 TARGET_ADDED_P50_MS = 2.0
@@ -117,8 +119,8 @@ async def measure(llm_url: str, gateway_url: str, rag_url: str | None, n_seq: in
     return lines, added_p50
 
 
-def gateway_env(llm_port: int, port: int, tmp: Path, retriever: str) -> dict[str, str]:
-    return {"GATEWAY_PORT": str(port), "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1", "LLM_MODEL": "fake-model",
+def gateway_env(llm_port: int, port: int, tmp: Path, retriever: str, amqp_url: str) -> dict[str, str]:
+    return {"GATEWAY_PORT": str(port), "AMQP_URL": amqp_url, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1", "LLM_MODEL": "fake-model",
             "GATEWAY_API_KEYS": API_KEY, "SCRAPER_ADDR": f"127.0.0.1:{free_port()}", "RETRIEVER_ADDR": retriever,
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway-{port}.db", "BLOB_STORE_URL": f"file://{tmp}/blobs"}
 
@@ -131,10 +133,13 @@ def main() -> int:
     n_seq, n_conc = (100, 320) if args.quick else (300, 640)
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
+        # A throw-away vhost: queues other runs left on the broker cannot stop the gateway starting.
+        amqp_url = (stack.enter_context(rabbitmq.temporary_vhost("bench-gateway")) if rabbitmq.available()
+                    else os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
         llm_port, gw_port = free_port(), free_port()
         start("tests.fakes.fake_llm", {"FAKE_LLM_PORT": str(llm_port)}, tmp / "llm.log",
               lambda: http_ok(f"http://127.0.0.1:{llm_port}/v1/models"), stack)
-        start("gateway", gateway_env(llm_port, gw_port, tmp, f"127.0.0.1:{free_port()}"), tmp / "gateway.log",
+        start("gateway", gateway_env(llm_port, gw_port, tmp, f"127.0.0.1:{free_port()}", amqp_url), tmp / "gateway.log",
               lambda: http_ok(f"http://127.0.0.1:{gw_port}/readyz"), stack)
         rag_url = None
         if not (args.quick or args.no_rag):
@@ -142,7 +147,7 @@ def main() -> int:
             start("retriever", {"RETRIEVER_PORT": str(r_port), "RETRIEVER_METRICS_PORT": str(free_port()),
                                 "QDRANT_PATH": ":memory:"}, tmp / "retriever.log",
                   lambda: grpc_serving(f"127.0.0.1:{r_port}"), stack, timeout=300)
-            start("gateway", gateway_env(llm_port, rag_port, tmp, f"127.0.0.1:{r_port}"), tmp / "gateway-rag.log",
+            start("gateway", gateway_env(llm_port, rag_port, tmp, f"127.0.0.1:{r_port}", amqp_url), tmp / "gateway-rag.log",
                   lambda: http_ok(f"http://127.0.0.1:{rag_port}/readyz"), stack)
             rag_url = f"http://127.0.0.1:{rag_port}/v1"
         lines, added_p50 = asyncio.run(measure(f"http://127.0.0.1:{llm_port}/v1", f"http://127.0.0.1:{gw_port}/v1",

@@ -86,6 +86,7 @@ class FakeLLM:
         self.filler_tokens = 0             # extra tokens streamed after the answer
         self.held = threading.Event()      # while set, chat requests wait before answering
         self.break_after: int | None = None  # stream this many deltas, then an error event
+        self.drop_after: int | None = None   # stream this many deltas, then drop the connection
         # What happened.
         self.requests: list[RecordedRequest] = []
         self.streams_cut = 0
@@ -104,7 +105,7 @@ class FakeLLM:
             self.delay, self.fail_status, self.retry_after = 0.0, None, None
             self.stream_interval, self.filler_tokens = 0.0, 0
             self.held.clear()
-            self.break_after = None
+            self.break_after = self.drop_after = None
             self.requests.clear()
             self.streams_cut = self.streams_completed = 0
             self.stream_cut.clear()
@@ -168,6 +169,8 @@ class FakeLLM:
                     yield _event({"error": {"message": "fake failure mid-stream", "type": "server_error"}})
                     finished = True
                     return
+                if self.drop_after is not None and sent >= self.drop_after:
+                    raise ConnectionAbortedError("fake connection drop")  # the body ends mid-chunk
                 yield _event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
                 if self.stream_interval:
                     await asyncio.sleep(self.stream_interval)

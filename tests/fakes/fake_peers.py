@@ -15,6 +15,8 @@ import grpc
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
 
+MAX_QUERY_CHARS = 4000  # the real retriever's limit (retriever.service.RetrieverConfig.max_query_chars)
+
 
 @dataclass
 class Behaviour:
@@ -76,6 +78,8 @@ class FakeRetriever(retriever_pb2_grpc.RetrieverServiceServicer):
     async def Search(self, request: retriever_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> retriever_pb2.SearchResponse:
         self.queries.append(request)
         await _misbehave(self.behaviour, context, self._release)
+        if len(request.query) > MAX_QUERY_CHARS:  # as the real retriever refuses it
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"query is longer than {MAX_QUERY_CHARS} characters")
         hits = self.hits[: request.top_k or len(self.hits)]
         return retriever_pb2.SearchResponse(hits=hits, mode=retriever_pb2.SEARCH_MODE_DENSE)
 
@@ -97,6 +101,10 @@ class FakePeers:
         await self._server.start()
         self.address = f"127.0.0.1:{port}"
         return self
+
+    def release(self) -> None:
+        """Let every hanging call go on (and answer)."""
+        self._release.set()
 
     async def __aexit__(self, *exc: object) -> None:
         self._release.set()

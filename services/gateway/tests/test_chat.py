@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from gateway.chat.context import ContextGatherer
 from genai_common.logging import request_id_var
 from tests.fakes.fake_llm import FakeLLM
 from tests.fakes.fake_peers import FakePeers
@@ -90,7 +91,8 @@ async def test_stream_sends_tokens_then_a_sources_chunk_then_done(chat_gateway, 
     assert last["choices"] == [] and last["object"] == "chat.completion.chunk"
     assert [s["kind"] for s in last["sources"]] == ["url", "document"]
     assert last["sources_unavailable"] == []
-    assert any(e.get("usage") for e in events[:-1])  # stream_options reached the LLM
+    # stream_options reached the LLM, and its usage rides on the last chunk (the API's place for it).
+    assert last["usage"]["total_tokens"] > 0 and not any(e.get("usage") for e in events[:-1])
     assert _metric("gateway_llm_time_to_first_token_seconds_count") >= 1
 
 
@@ -200,6 +202,9 @@ async def test_client_errors_are_400_or_422_in_openai_shape(chat_gateway, fake_l
         ({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}, 422, None),
         (_ask("hi", genai={"top_k": 0}), 422, "genai.top_k"),
     ]
+    malformed = await client.post("/v1/chat/completions", content=b'{"model": "m", "messages": [',
+                                  headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["type"] == "invalid_request_error"
     for body, status, param in cases:
         reply = await client.post("/v1/chat/completions", json=body)
         assert reply.status_code == status, (body, reply.text)
@@ -207,6 +212,21 @@ async def test_client_errors_are_400_or_422_in_openai_shape(chat_gateway, fake_l
         assert error["type"] == "invalid_request_error" and error["message"]
         if param:
             assert error["param"] == param
+    assert fake_llm.chat_requests() == []
+
+
+async def test_oversized_body_is_413_in_openai_shape(chat_gateway, fake_llm) -> None:
+    client = await chat_gateway()
+    huge = _ask("x" * (16 * 1024 * 1024 + 1))
+    reply = await client.post("/v1/chat/completions", json=huge)
+
+    async def chunked():  # no Content-Length: counted as it arrives
+        yield json.dumps(huge).encode()
+
+    for reply in (reply, await client.post("/v1/chat/completions", content=chunked(),
+                                           headers={"Content-Type": "application/json"})):
+        assert reply.status_code == 413, reply.text
+        assert reply.json()["error"]["type"] == "invalid_request_error" and "larger than" in reply.json()["error"]["message"]
     assert fake_llm.chat_requests() == []
 
 
@@ -233,6 +253,15 @@ async def test_llm_failing_mid_stream_ends_the_stream_with_an_error(chat_gateway
     assert events[1]["choices"][0]["delta"]["content"] == "Fake "
     assert events[-1]["error"]["type"] == "api_error" and "sources" not in events[-1]
     assert _metric("gateway_chat_requests_total", mode="llm", outcome="upstream_error") >= 1
+
+
+async def test_llm_connection_dropped_mid_stream_ends_the_stream_with_an_error(chat_gateway, fake_llm) -> None:
+    fake_llm.drop_after = 2
+    client = await chat_gateway()
+    reply = await client.post("/v1/chat/completions", json=_ask("hi", stream=True))
+    events = _sse_events(reply.text)  # still a well-formed stream that ends with [DONE]
+    assert events[1]["choices"][0]["delta"]["content"] == "Fake "
+    assert events[-1]["error"]["message"] and "sources" not in events[-1]
 
 
 async def test_llm_timeout_is_504_and_unreachable_is_503(chat_gateway, fake_llm) -> None:
@@ -296,3 +325,26 @@ async def test_every_chat_log_line_carries_the_request_id(chat_gateway, fake_pee
     assert any(message == "chat finished" for message, _ in seen)
     assert {request_id for _, request_id in seen} == {"req-logs-1"}
     assert not any(PAGE_URL in message for message, _ in seen)  # the user's text stays out of the logs
+
+
+async def test_unexpected_error_is_a_500_that_carries_the_request_id(chat_gateway, monkeypatch) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), request_id_var.get()))
+
+    async def broken(_self: ContextGatherer, _request: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ContextGatherer, "gather", broken)
+    handler = Capture(level=logging.ERROR)
+    logging.getLogger("gateway").addHandler(handler)
+    try:
+        client = await chat_gateway()
+        reply = await client.post("/v1/chat/completions", json=_ask("hi"), headers={"X-Request-ID": "req-bug-1"})
+    finally:
+        logging.getLogger("gateway").removeHandler(handler)
+    assert reply.status_code == 500 and reply.headers["x-request-id"] == "req-bug-1"
+    assert reply.json()["error"] == {"message": "internal server error", "type": "api_error", "param": None, "code": None}
+    assert ("unhandled error", "req-bug-1") in seen

@@ -7,6 +7,9 @@ import re
 import pytest
 
 from gateway.chat import prompt as prompt_module
+from gateway.chat.completion import PASSAGE_CHARS, retrieval_only_answer
+from gateway.chat.context import ChatContext
+from gateway.chat.excerpts import excerpt
 from gateway.chat.prompt import build_messages, last_user_text, new_boundary
 from gateway.chat.sources import Source, assemble_sources
 from gateway.chat.urls import extract_urls, without_urls
@@ -46,6 +49,21 @@ def test_urls_are_deduplicated_capped_and_only_http() -> None:
     text = "ftp://files.example.com x https://a.example/1 https://a.example/1 https://b.example/ https://c.example/"
     assert extract_urls(text, 2) == ["https://a.example/1", "https://b.example/"]
     assert extract_urls("mailto:x@example.com and http:// nothing", 5) == []
+
+
+def test_urls_in_markdown_links_quotes_and_cjk_text() -> None:
+    text = ("Compare [https://a.example/x](https://a.example/x) with [the docs](https://b.example/y_(z)), "
+            "'https://en.wikipedia.org/wiki/Conan_O'Brien' and 请看https://c.example/页面。谢谢（https://d.example/）")
+    assert extract_urls(text, 10) == [
+        "https://a.example/x", "https://b.example/y_(z)", "https://en.wikipedia.org/wiki/Conan_O'Brien",
+        "https://c.example/页面", "https://d.example/",
+    ]
+
+
+def test_urls_naming_the_same_page_are_fetched_once() -> None:
+    text = "https://a.example/doc#intro then HTTPS://A.example/doc#usage and https://a.example and https://a.example/"
+    assert extract_urls(text, 10) == ["https://a.example/doc#intro", "https://a.example"]
+    assert extract_urls(text, 0) == []
 
 
 def test_document_search_uses_the_question_without_its_urls() -> None:
@@ -131,6 +149,50 @@ def test_client_system_message_is_kept_and_merged() -> None:
     assert messages[0]["content"].startswith("Be terse.") and "<<<SOURCE 1 " in messages[0]["content"]
 
 
+def test_client_system_message_with_content_parts_stays_the_only_system_message() -> None:
+    sources = [Source(1, "document", "Passage.", name="d.pdf", document_id="d")]
+    system = {"role": "system", "content": [{"type": "text", "text": "Be terse."}]}
+    messages = build_messages([system, {"role": "user", "content": "q"}], sources)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"][0] == {"type": "text", "text": "Be terse."}
+    assert "<<<SOURCE 1 " in messages[0]["content"][1]["text"]
+
+
 def test_no_sources_leaves_the_conversation_unchanged() -> None:
     conversation = [{"role": "user", "content": "hello"}]
     assert build_messages(conversation, []) == conversation
+
+
+def test_prompt_says_which_named_pages_could_not_be_read() -> None:
+    unread = [("https://gone.example/x", "http error")]
+    messages = build_messages([{"role": "user", "content": "Summarise https://gone.example/x"}], [], unread=unread)
+    assert messages[0]["role"] == "system"
+    assert "could not be read" in messages[0]["content"] and "https://gone.example/x (http error)" in messages[0]["content"]
+    assert "<<<SOURCE" not in messages[0]["content"]
+
+
+# --- retrieval-only answers ----------------------------------------------------------------------
+
+FILLER = " ".join(f"Paragraph {i} talks about the weather, the harbour and the local football club." for i in range(300))
+NEEDLE = "The lighthouse keeper winds the clockwork lamp every evening at dusk."
+
+
+def test_long_page_is_quoted_by_the_sentences_that_match_the_question() -> None:
+    page = f"{FILLER} {NEEDLE} {FILLER}"
+    quoted = excerpt(page, "When does the keeper wind the lighthouse lamp?", PASSAGE_CHARS)
+    assert NEEDLE in quoted and len(quoted) <= PASSAGE_CHARS
+    assert quoted.startswith("…") and quoted.endswith("…")  # cut text is marked
+    # With nothing to match, the start of the page.
+    assert excerpt(page, "Summarise this", PASSAGE_CHARS).startswith("Paragraph 0 talks")
+    assert excerpt(NEEDLE, "unrelated", PASSAGE_CHARS) == NEEDLE  # short text: quoted whole
+
+
+def test_retrieval_only_answer_quotes_page_and_document_and_names_unread_pages() -> None:
+    sources = [Source(1, "url", f"{FILLER} {NEEDLE} {FILLER}", title="Harbour news", url="https://h.example/"),
+               Source(2, "document", "Lamp maintenance: oil the clockwork lamp weekly.", score=0.7, name="lamp.pdf",
+                      document_id="d", page=2)]
+    context = ChatContext(sources, [], [("https://gone.example/", "timeout")])
+    answer = retrieval_only_answer(context, "When is the clockwork lamp wound?")
+    assert NEEDLE in answer and "oil the clockwork lamp weekly" in answer
+    assert answer.index("[1] Harbour news <https://h.example/>") < answer.index("[2] lamp.pdf, page 2")
+    assert "could not be read" in answer and "https://gone.example/ (timeout)" in answer

@@ -1,12 +1,17 @@
-"""Chat behaviour that needs a real HTTP server: a client that hangs up mid-stream."""
+"""Chat behaviour that needs a real HTTP server: a client that hangs up mid-stream, and the
+official `openai` SDK (its streaming helpers included) reading answers and their sources."""
 
 from __future__ import annotations
 
 import asyncio
 
 import httpx
+import openai
 
 from tests.fakes.fake_llm import FakeLLM
+from tests.fakes.fake_peers import FakePeers
+
+PAGE_URL = "https://docs.example/guide"
 
 
 def _ask(text: str, **extra: object) -> dict[str, object]:
@@ -47,3 +52,29 @@ async def test_client_giving_up_cancels_a_waiting_completion(chat_server, fake_l
             await asyncio.sleep(0.01)
         fake_llm.held.clear()
         assert (await following).status_code == 200
+
+
+def _sdk(base_url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=10)
+
+
+async def test_openai_sdk_streams_usage_and_sources_on_the_last_chunk(chat_server, fake_peers: FakePeers) -> None:
+    fake_peers.scraper.pages[PAGE_URL] = ("Guide", "Calibrate every 30 days.")
+    messages = [{"role": "user", "content": f"How often? {PAGE_URL}"}]
+    for llm in (True, False):
+        client = _sdk(await chat_server(**({} if llm else {"llm_base_url": None})))
+        stream = await client.chat.completions.create(model="m", messages=messages, stream=True,
+                                                      stream_options={"include_usage": True})
+        chunks = [c async for c in stream]
+        last = chunks[-1]
+        assert last.choices == [] and last.usage is not None, (llm, last)
+        assert last.model_extra["sources"][0]["url"] == PAGE_URL and last.model_extra["sources_unavailable"] == []
+        assert all(c.usage is None for c in chunks[:-1])
+        assert len({c.id for c in chunks}) == 1
+        # The SDK's accumulating helper reads the same stream into one completion.
+        async with client.chat.completions.stream(model="m", messages=messages) as helper:
+            final = await helper.get_final_completion()
+        text = final.choices[0].message.content or ""
+        assert ("Sources seen: [1]" in text) if llm else ("Calibrate every 30 days." in text)
+        assert final.choices[0].finish_reason == "stop"
+        await client.close()

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, TypeVar
+
+from pydantic import BeforeValidator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+T = TypeVar("T")
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+# A list given in the environment as "a, b, c" (each item validated as T): `CommaList[int]`.
+CommaList = Annotated[list[T], NoDecode, BeforeValidator(_split_commas)]
 
 
 class CommonSettings(BaseSettings):

@@ -58,7 +58,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        if first.get("type") == "json_invalid":  # the position of the syntax error is no parameter
+            return JSONResponse(error_body("the request body is not valid JSON", "invalid_request_error",
+                                           "invalid_json"), status_code=400)
+        loc = [str(p) for p in first.get("loc", ())]
+        # Drop only the leading location ("body", "query", ...): a field may itself be named "query".
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]
         param = ".".join(loc) or None
         message = f"{param}: {first.get('msg', 'invalid')}" if param else str(first.get("msg", "invalid request"))
         return JSONResponse(error_body(message, "invalid_request_error", "validation_error", param), status_code=422)
@@ -70,5 +76,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # Only reached for errors outside RequestContextMiddleware, which answers the others itself.
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal server error", "api_error"), status_code=500)
+        return unexpected_error_response()
+
+
+def unexpected_error_response() -> JSONResponse:
+    return JSONResponse(error_body("internal server error", "api_error"), status_code=500)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode
-from typing import Annotated
+from pydantic import Field, SecretStr
 
-from genai_common.settings import CommonSettings
+from genai_common.settings import CommaList, CommonSettings
 
 
 class GatewaySettings(CommonSettings):
@@ -27,12 +25,13 @@ class GatewaySettings(CommonSettings):
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_model: str | None = None
     llm_timeout_seconds: float = 120.0
+    # Chats in flight at once (sources + LLM, retrieval-only chats too; see gateway.chat.limiter).
     llm_max_concurrency: int = 64
-    # Chats waiting for an LLM slot beyond llm_max_concurrency; more than this are refused with 429.
+    # Chats waiting for a slot beyond llm_max_concurrency; more than this are refused with 429.
     llm_max_queue: int = 64
 
     # Auth: unset -> open (warned at start).
-    gateway_api_keys: Annotated[list[SecretStr], NoDecode] = []
+    gateway_api_keys: CommaList[SecretStr] = []
 
     # Storage and messaging
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
@@ -44,7 +43,7 @@ class GatewaySettings(CommonSettings):
 
     # Jobs: image generation (imagegen workers) and batch text (the LLM), see gateway.jobs.
     # Sizes a client may ask for, "WIDTHxHEIGHT" (64x64 is for tests and CPU demos).
-    jobs_image_sizes: Annotated[list[str], NoDecode] = ["64x64", "512x512", "768x768", "1024x1024"]
+    jobs_image_sizes: CommaList[str] = ["64x64", "512x512", "768x768", "1024x1024"]
     jobs_max_images: int = 8
     jobs_default_steps: int = 30
     jobs_max_steps: int = 100
@@ -52,7 +51,7 @@ class GatewaySettings(CommonSettings):
     jobs_max_text_prompts: int = 100
     jobs_max_text_tokens: int = 4096
     # Prompts containing one of these words or phrases (whole word, any case) are refused with 400.
-    jobs_blocked_terms: Annotated[list[str], NoDecode] = []
+    jobs_blocked_terms: CommaList[str] = []
     # Batch text jobs answered at once by this gateway process (the consumer's prefetch).
     text_job_concurrency: int = 3
     text_job_queue: str = "gateway.text-jobs"
@@ -62,16 +61,4 @@ class GatewaySettings(CommonSettings):
     # How often an event stream re-reads its job (another replica may have applied the update).
     jobs_sse_poll_seconds: float = 2.0
 
-    @field_validator("gateway_api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [SecretStr(k.strip()) for k in value.split(",") if k.strip()]
-        return value
 
-    @field_validator("jobs_image_sizes", "jobs_blocked_terms", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
-from genai_common.settings import CommonSettings
+from genai_common.settings import CommaList, CommonSettings
 
 MiB = 1024 * 1024
 
@@ -20,9 +18,9 @@ class ScraperSettings(CommonSettings):
     # SSRF guard. Private (loopback, RFC 1918, CGNAT, ULA...) addresses are refused unless
     # allowed here; link-local and cloud metadata addresses are refused always.
     scraper_allow_private_networks: bool = False
-    scraper_allowed_ports: Annotated[list[int], NoDecode] = [80, 443]
+    scraper_allowed_ports: CommaList[int] = [80, 443]
     # Hosts (`intranet.example`, `*.corp.example`) and networks (`10.1.0.0/16`) let through.
-    scraper_allowlist: Annotated[list[str], NoDecode] = []
+    scraper_allowlist: CommaList[str] = []
     scraper_resolve_timeout_seconds: float = Field(default=3.0, gt=0)
 
     # Fetching
@@ -42,12 +40,6 @@ class ScraperSettings(CommonSettings):
     # Upper bound on what a request may ask for with max_chars_per_page.
     scraper_max_chars_per_page_limit: int = Field(default=200_000, ge=1)
 
-    @field_validator("scraper_allowed_ports", mode="before")
-    @classmethod
-    def _split_ports(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [int(p) for p in value.split(",") if p.strip()]
-        return value
 
     @field_validator("scraper_allowed_ports")
     @classmethod
@@ -57,9 +49,3 @@ class ScraperSettings(CommonSettings):
                 raise ValueError(f"port {port} out of range")
         return value
 
-    @field_validator("scraper_allowlist", mode="before")
-    @classmethod
-    def _split_allowlist(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [entry.strip() for entry in value.split(",") if entry.strip()]
-        return value

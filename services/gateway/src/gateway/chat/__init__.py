@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-import openai
 from fastapi import FastAPI
 
+from gateway.chat.completion import RETRIEVAL_ONLY_PAGE_CHARS
 from gateway.chat.context import ContextGatherer, GatherLimits
 from gateway.chat.limiter import ConcurrencyLimiter
-from gateway.chat.llm import LLM
+from gateway.chat.llm import LLM, open_llm
 from gateway.chat.metrics import backend_failed
 from gateway.chat.routes import router
 from gateway.chat.service import ChatService
@@ -29,15 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def _open_llm(settings: GatewaySettings, stack: AsyncExitStack) -> LLM | None:
-    if not settings.llm_base_url:
+    llm = open_llm(settings, stack)
+    if llm is None:
         log.warning("LLM_BASE_URL is unset: chat answers in retrieval-only mode")
-        return None
-    client = openai.AsyncOpenAI(
-        base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value(),
-        timeout=settings.llm_timeout_seconds, max_retries=0,
-    )
-    stack.push_async_callback(client.close)
-    return LLM(client, settings.llm_model)
+    return llm
 
 
 async def open_resources(app: FastAPI, settings: GatewaySettings, stack: AsyncExitStack) -> None:
@@ -48,10 +43,16 @@ async def open_resources(app: FastAPI, settings: GatewaySettings, stack: AsyncEx
     stack.push_async_callback(retriever_channel.close)
     app.state.scraper = ScraperClient(scraper_channel, settings.scrape_deadline_seconds)
     app.state.retriever = RetrieverClient(retriever_channel, settings.retrieve_deadline_seconds)
+    llm = _open_llm(settings, stack)
+    # Retrieval-only answers quote the sentences of a page that match the question, wherever they
+    # are: they read more of each page than a prompt could hold.
+    page_chars = settings.scrape_max_chars_per_page
+    if llm is None:
+        page_chars = max(page_chars, RETRIEVAL_ONLY_PAGE_CHARS)
     limits = GatherLimits(
-        max_urls=settings.max_urls_per_message, max_chars_per_page=settings.scrape_max_chars_per_page,
+        max_urls=settings.max_urls_per_message, max_chars_per_page=page_chars,
         scrape_deadline=settings.scrape_deadline_seconds, retrieve_deadline=settings.retrieve_deadline_seconds,
     )
     gatherer = ContextGatherer(app.state.scraper, app.state.retriever, limits, on_failure=backend_failed)
     limiter = ConcurrencyLimiter(settings.llm_max_concurrency, settings.llm_max_queue)
-    app.state.chat = ChatService(gatherer, _open_llm(settings, stack), limiter)
+    app.state.chat = ChatService(gatherer, llm, limiter)

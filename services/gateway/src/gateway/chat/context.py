@@ -14,12 +14,15 @@ from typing import Protocol, TypeVar
 
 from gateway.chat.sources import Source, assemble_sources
 from gateway.chat.urls import extract_urls, without_urls
-from gateway.peers import Passage, ScrapedPage
+from gateway.peer_models import Passage, ScrapedPage
 from genai_common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The retriever refuses longer queries (and its embedding model reads far fewer characters).
+MAX_QUERY_CHARS = 2000
 
 
 class Scraper(Protocol):
@@ -47,6 +50,8 @@ class ChatContext:
     sources: list[Source] = field(default_factory=list)
     # Backends ("scraper", "retriever") that failed or timed out.
     unavailable: list[str] = field(default_factory=list)
+    # Pages the user named that gave no text: (url, why), why like "http error" or "scraper unavailable".
+    unread: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class ContextGatherer:
 
     async def gather(self, request: ContextRequest) -> ChatContext:
         urls = extract_urls(request.question, self._limits.max_urls) if request.scrape else []
-        query = without_urls(request.question) if request.rag else ""
+        query = without_urls(request.question)[:MAX_QUERY_CHARS] if request.rag else ""
         search = bool(query)
         if not urls and not search:
             return ChatContext()
@@ -77,7 +82,7 @@ class ContextGatherer:
                           self._limits.retrieve_deadline),
         )
         unavailable = [name for name, got in (("scraper", pages), ("retriever", passages)) if got is None]
-        return ChatContext(assemble_sources(pages or [], passages or []), unavailable)
+        return ChatContext(assemble_sources(pages or [], passages or []), unavailable, _unread(urls, pages))
 
     async def _pages(self, urls: list[str]) -> list[ScrapedPage]:
         pages = await self._scraper.scrape(urls, max_chars_per_page=self._limits.max_chars_per_page,
@@ -104,3 +109,10 @@ class ContextGatherer:
             log.warning("%s unavailable: %s", backend, getattr(exc, "message", None) or type(exc).__name__)
             self._on_failure(backend)
             return None
+
+
+def _unread(urls: list[str], pages: list[ScrapedPage] | None) -> list[tuple[str, str]]:
+    if pages is None:
+        return [(url, "scraper unavailable") for url in urls]
+    return [(p.url, p.outcome.replace("_", " ") if not p.ok else "no text") for p in pages
+            if not (p.ok and p.text.strip())]

@@ -1,4 +1,7 @@
-"""Bound concurrent LLM calls: `limit` run at once, up to `queue` more wait; beyond that, refuse.
+"""Bound concurrent chats: `limit` run at once, up to `queue` more wait; beyond that, refuse.
+
+A chat holds its slot from gathering its sources until its answer ends (the LLM's last token),
+so the scrapes, searches and LLM calls in flight are all bounded, in retrieval-only mode too.
 
 Refusing fast (429 + Retry-After) beats letting requests pile up behind a saturated model server:
 the client can back off or go to another replica, and the gateway's memory stays bounded.
@@ -7,6 +10,8 @@ the client can back off or go to another replica, and the gateway's memory stays
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 
 class Saturated(Exception):
@@ -38,3 +43,11 @@ class ConcurrencyLimiter:
 
     def release(self) -> None:
         self._slots.release()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self.acquire()
+        try:
+            yield
+        finally:
+            self.release()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import openai
 
+from gateway.settings import GatewaySettings
 from genai_common.logging import request_id_var
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,18 @@ def upstream_error(exc: openai.OpenAIError) -> UpstreamError:
     return UpstreamError(502, "the language model sent an invalid response")
 
 
+def open_llm(settings: GatewaySettings, stack: AsyncExitStack) -> LLM | None:
+    """The LLM at LLM_BASE_URL (its client closed by `stack`), or None when none is configured."""
+    if not settings.llm_base_url:
+        return None
+    client = openai.AsyncOpenAI(
+        base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value(),
+        timeout=settings.llm_timeout_seconds, max_retries=0,
+    )
+    stack.push_async_callback(client.close)
+    return LLM(client, settings.llm_model)
+
+
 def _headers() -> dict[str, str]:
     request_id = request_id_var.get()
     return {"X-Request-ID": request_id} if request_id else {}
@@ -86,10 +100,12 @@ class LLM:
         try:
             # The SDK's generic request path: same retries, timeouts and errors, and the body goes
             # through as given (no per-field transform, no response model to build and dump again).
-            return await self._client.post(_CHAT_PATH, cast_to=object, body=body,  # type: ignore[return-value]
-                                           options={"headers": _headers()})
+            reply = await self._client.post(_CHAT_PATH, cast_to=object, body=body, options={"headers": _headers()})
         except openai.OpenAIError as exc:
             raise upstream_error(exc) from exc
+        if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
+            raise UpstreamError(502, "the language model sent an invalid response")
+        return reply
 
     async def stream(self, messages: Sequence[Message], params: dict[str, Any],
                      stream_options: dict[str, Any] | None = None) -> LLMStream:
@@ -114,7 +130,8 @@ class LLMStream:
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         try:
             async for chunk in self._stream:
-                yield chunk
+                if isinstance(chunk, dict):
+                    yield chunk
         except openai.OpenAIError as exc:
             raise upstream_error(exc) from exc
 

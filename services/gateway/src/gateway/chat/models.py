@@ -41,7 +41,7 @@ class GenaiOptions(BaseModel):
     rag: bool = True
     scrape: bool = True
     top_k: int = Field(4, ge=1, le=50)
-    score_threshold: float | None = None
+    score_threshold: float | None = Field(None, allow_inf_nan=False)
 
 
 class ChatCompletionRequest(BaseModel):

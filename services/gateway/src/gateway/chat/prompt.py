@@ -61,19 +61,35 @@ def _fence(source: Source, boundary: str) -> str:
     return f"<<<SOURCE {source.id} {boundary}\n{header}\n\n{source.text}\n{boundary} SOURCE {source.id}>>>"
 
 
-def grounding_message(sources: Sequence[Source], boundary: str | None = None) -> str:
-    boundary = boundary or new_boundary([f"{s.title}\n{s.url}\n{s.name}\n{s.text}" for s in sources])
-    blocks = "\n\n".join(_fence(s, boundary) for s in sources)
-    return f"{GROUNDING.format(boundary=boundary)}\n\n{blocks}"
+def unread_note(unread: Sequence[tuple[str, str]]) -> str:
+    pages = "\n".join(f"- {url} ({why})" for url, why in unread)
+    return (f"These web pages the user named could not be read, so you do not know what they say; "
+            f"if the answer depends on them, say that they could not be read:\n{pages}")
 
 
-def build_messages(messages: Sequence[Message], sources: Sequence[Source], boundary: str | None = None) -> list[Message]:
-    """The conversation with the sources added to the system message (merged with the client's)."""
-    if not sources:
+def grounding_message(sources: Sequence[Source], boundary: str | None = None,
+                      unread: Sequence[tuple[str, str]] = ()) -> str:
+    parts = [unread_note(unread)] if unread else []
+    if sources:
+        boundary = boundary or new_boundary([f"{s.title}\n{s.url}\n{s.name}\n{s.text}" for s in sources])
+        blocks = "\n\n".join(_fence(s, boundary) for s in sources)
+        parts.insert(0, f"{GROUNDING.format(boundary=boundary)}\n\n{blocks}")
+    return "\n\n".join(parts)
+
+
+def build_messages(messages: Sequence[Message], sources: Sequence[Source], boundary: str | None = None,
+                   unread: Sequence[tuple[str, str]] = ()) -> list[Message]:
+    """The conversation with the sources (and pages that could not be read) added to the system
+    message, merged with the client's own."""
+    if not sources and not unread:
         return list(messages)
-    grounding = grounding_message(sources, boundary)
+    grounding = grounding_message(sources, boundary, unread)
     first = messages[0] if messages else None
-    if first is not None and first.get("role") in ("system", "developer") and isinstance(first.get("content"), str):
-        merged = {**first, "content": f"{first['content']}\n\n{grounding}"}
-        return [merged, *messages[1:]]
+    # One system message, first: many chat templates refuse a second one.
+    if first is not None and first.get("role") in ("system", "developer"):
+        content = first.get("content")
+        if isinstance(content, str):
+            return [{**first, "content": f"{content}\n\n{grounding}"}, *messages[1:]]
+        if isinstance(content, list):
+            return [{**first, "content": [*content, {"type": "text", "text": grounding}]}, *messages[1:]]
     return [{"role": "system", "content": grounding}, *messages]

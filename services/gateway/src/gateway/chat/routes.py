@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
 from gateway.chat.limiter import Saturated
 from gateway.chat.llm import UpstreamError
@@ -24,7 +25,7 @@ from gateway.errors import APIError, error_body
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], route_class=BodyLimitedRoute)
 T = TypeVar("T")
 
 _UPSTREAM_TYPES = {400: ("invalid_request_error", "llm_rejected"), 429: ("rate_limit_error", "llm_rate_limited"),

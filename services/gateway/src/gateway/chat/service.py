@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,9 +14,9 @@ from gateway.chat.completion import (
 )
 from gateway.chat.context import ChatContext, ContextGatherer, ContextRequest
 from gateway.chat.limiter import ConcurrencyLimiter
-from gateway.chat.llm import LLM, LLMStream, Message
 from gateway.chat.metrics import TIME_TO_FIRST_TOKEN
-from gateway.chat.prompt import build_messages
+from gateway.chat.prompt import Message, build_messages
+from gateway.chat.urls import without_urls
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,22 @@ class ChatStream(Protocol):
     async def close(self) -> None: ...
 
 
+class UpstreamStream(Protocol):
+    def chunks(self) -> AsyncIterator[dict[str, Any]]: ...
+    async def close(self) -> None: ...
+
+
+class ChatModel(Protocol):
+    """The LLM (`gateway.chat.llm.LLM`); failures raise `UpstreamError`."""
+
+    async def model(self) -> str: ...
+    async def complete(self, messages: Sequence[Message], params: dict[str, Any]) -> dict[str, Any]: ...
+    async def stream(self, messages: Sequence[Message], params: dict[str, Any],
+                     stream_options: dict[str, Any] | None = None) -> UpstreamStream: ...
+
+
 class ChatService:
-    def __init__(self, gatherer: ContextGatherer, llm: LLM | None, limiter: ConcurrencyLimiter) -> None:
+    def __init__(self, gatherer: ContextGatherer, llm: ChatModel | None, limiter: ConcurrencyLimiter) -> None:
         self._gatherer = gatherer
         self._llm = llm
         self._limiter = limiter
@@ -50,30 +65,40 @@ class ChatService:
         return [await self._llm.model()] if self._llm is not None else [RETRIEVAL_ONLY_MODEL]
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        context = await self._gatherer.gather(request.context)
-        if self._llm is None:
-            return completion_body(retrieval_only_answer(context), RETRIEVAL_ONLY_MODEL, context)
-        await self._limiter.acquire()
-        try:
-            body = await self._llm.complete(build_messages(request.messages, context.sources), request.params)
-        finally:
-            self._limiter.release()
+        async with self._limiter.slot():
+            context = await self._gatherer.gather(request.context)
+            if self._llm is None:
+                content = await _retrieval_only_answer(context, request)
+                return completion_body(content, RETRIEVAL_ONLY_MODEL, context)
+            body = await self._llm.complete(_prompt(request, context), request.params)
         return {**body, **sources_fields(context)}
 
     async def open_stream(self, request: ChatRequest) -> ChatStream:
         """Everything that can fail with an HTTP status happens here, before the response starts."""
-        context = await self._gatherer.gather(request.context)
-        if self._llm is None:
-            return _StaticStream(retrieval_only_chunks(context))
         await self._limiter.acquire()
+        held = True
         try:
+            context = await self._gatherer.gather(request.context)
+            if self._llm is None:
+                include_usage = bool((request.stream_options or {}).get("include_usage"))
+                content = await _retrieval_only_answer(context, request)
+                return _StaticStream(retrieval_only_chunks(content, context, include_usage))
             started = time.perf_counter()
-            upstream = await self._llm.stream(build_messages(request.messages, context.sources), request.params,
-                                              request.stream_options)
-        except BaseException:
-            self._limiter.release()
-            raise
-        return _LLMChatStream(upstream, context, self._limiter, started)
+            upstream = await self._llm.stream(_prompt(request, context), request.params, request.stream_options)
+            held = False  # the stream gives the slot back when it is closed
+            return _LLMChatStream(upstream, context, self._limiter, started)
+        finally:
+            if held:
+                self._limiter.release()
+
+
+def _prompt(request: ChatRequest, context: ChatContext) -> list[Message]:
+    return build_messages(request.messages, context.sources, unread=context.unread)
+
+
+async def _retrieval_only_answer(context: ChatContext, request: ChatRequest) -> str:
+    # Quoting the best sentences of long pages is CPU work (milliseconds per page): off the loop.
+    return await asyncio.to_thread(retrieval_only_answer, context, without_urls(request.context.question))
 
 
 class _StaticStream:
@@ -91,7 +116,7 @@ class _StaticStream:
 class _LLMChatStream:
     """The LLM's chunks as they arrive, then one chunk with the sources; holds a limiter slot until closed."""
 
-    def __init__(self, upstream: LLMStream, context: ChatContext, limiter: ConcurrencyLimiter, started: float) -> None:
+    def __init__(self, upstream: UpstreamStream, context: ChatContext, limiter: ConcurrencyLimiter, started: float) -> None:
         self._upstream = upstream
         self._context = context
         self._limiter = limiter
@@ -99,8 +124,11 @@ class _LLMChatStream:
         self._closed = False
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The LLM's chunks, then the sources on the last chunk: the usage chunk that
+        `stream_options.include_usage` asks for (it is the last one by the API), or one of ours."""
         completion_id, model, created = new_completion_id(), "", int(time.time())
         first = True
+        usage_chunk: dict[str, Any] | None = None
         async for item in self._upstream.chunks():
             if first:
                 TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - self._started)
@@ -108,8 +136,12 @@ class _LLMChatStream:
             completion_id = item.get("id") or completion_id
             model = item.get("model") or model
             created = item.get("created") or created
+            if not item.get("choices") and item.get("usage"):
+                usage_chunk = item
+                continue
             yield item
-        yield chunk(completion_id, model, created, [], **sources_fields(self._context))
+        last = usage_chunk or chunk(completion_id, model, created, [])
+        yield {**last, **sources_fields(self._context)}
 
     async def close(self) -> None:
         if self._closed:

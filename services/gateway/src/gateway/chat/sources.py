@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gateway.peers import Passage, ScrapedPage
+from gateway.peer_models import Passage, ScrapedPage
 
 SNIPPET_CHARS = 240
 

@@ -1,18 +1,26 @@
-"""Find the web pages a user names in a message: http(s) URLs, trailing punctuation stripped, deduped."""
+"""Find the web pages a user names in a message: http(s) URLs, trailing punctuation stripped, deduped.
+
+Handles the ways people paste links: in prose ("see https://a.example/x."), in brackets
+("(https://a.example/x)"), as Markdown links ("[text](https://a.example/x)" and
+"[https://a.example/x](https://a.example/x)"), in quotes, and before CJK punctuation.
+"""
 
 from __future__ import annotations
 
 import re
 from urllib.parse import urlsplit
 
-# A URL runs until whitespace or a character that cannot appear unescaped in one.
-_URL = re.compile(r"https?://[^\s<>\"'`{}|\\^]+", re.IGNORECASE)
-_TRAILING = ".,;:!?*_~"
-_CLOSERS = {")": "(", "]": "[", "}": "{"}
+# CJK punctuation (full stop, commas, colons, brackets...) ends a URL: such text has no spaces.
+_CJK_PUNCTUATION = "\u3001\u3002\u300c-\u3011\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f"
+# A URL runs until whitespace or a character that cannot appear unescaped in one; a "](" ends it
+# too (a Markdown link whose text is itself the URL: "[url](url)").
+_URL = re.compile(rf"https?://(?:[^\s<>\"`{{}}|\\^\]{_CJK_PUNCTUATION}]|\](?!\())+", re.IGNORECASE)
+_TRAILING = ".,;:!?*_~'"
+_CLOSERS = {")": "(", "]": "["}
 
 
 def _trim(url: str) -> str:
-    """Strip sentence punctuation and unbalanced closing brackets from the end."""
+    """Strip sentence punctuation, quotes and unbalanced closing brackets from the end."""
     while url:
         last = url[-1]
         if last in _TRAILING:
@@ -24,13 +32,17 @@ def _trim(url: str) -> str:
     return url
 
 
-def _valid(url: str) -> bool:
+def _key(url: str) -> str | None:
+    """What makes two URLs the same page (scheme and host in any case, no fragment); None if invalid."""
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port
     except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path or '/'}{query}"
 
 
 def extract_urls(text: str, limit: int) -> list[str]:
@@ -38,13 +50,14 @@ def extract_urls(text: str, limit: int) -> list[str]:
     found: list[str] = []
     seen: set[str] = set()
     for match in _URL.finditer(text):
-        url = _trim(match.group(0))
-        if not _valid(url) or url in seen:
-            continue
-        seen.add(url)
-        found.append(url)
         if len(found) >= limit:
             break
+        url = _trim(match.group(0))
+        key = _key(url)
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        found.append(url)
     return found
 
 

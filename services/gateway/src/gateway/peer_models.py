@@ -1,0 +1,44 @@
+"""Domain values exchanged with the scraper and retriever (no grpc here: `peers.py` translates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScrapedPage:
+    url: str
+    final_url: str
+    # "ok", "blocked", "timeout", "http_error", "too_large", "unsupported_type", "fetch_error".
+    outcome: str
+    reason: str
+    http_status: int
+    bytes: int
+    elapsed_ms: int
+    title: str
+    text: str
+    content_type: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: str
+    document_id: str
+    source_name: str
+    page: int  # 1-based; 0 when the source has no pages
+    chunk_index: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a document to index."""
+
+    chunk_index: int
+    page: int
+    text: str
