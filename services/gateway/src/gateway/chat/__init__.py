@@ -1,7 +1,8 @@
 """Gateway feature: chat (OpenAI-compatible chat completions grounded in scraped pages and documents).
 
 `open_resources` opens one gRPC channel per peer (scraper, retriever) and the LLM client, puts
-`app.state.scraper`, `app.state.retriever` (shared with the documents feature) and `app.state.chat`
+`app.state.scraper`, `app.state.retriever` (shared with the documents feature), `app.state.llm`
+(shared with batch text jobs; None without LLM_BASE_URL) and `app.state.chat`
 in place, and closes them through the exit stack.
 """
 
@@ -44,6 +45,7 @@ async def open_resources(app: FastAPI, settings: GatewaySettings, stack: AsyncEx
     app.state.scraper = ScraperClient(scraper_channel, settings.scrape_deadline_seconds)
     app.state.retriever = RetrieverClient(retriever_channel, settings.retrieve_deadline_seconds)
     llm = _open_llm(settings, stack)
+    app.state.llm = llm  # one LLM client per process: batch text jobs use it too
     # Retrieval-only answers quote the sentences of a page that match the question, wherever they
     # are: they read more of each page than a prompt could hold.
     page_chars = settings.scrape_max_chars_per_page

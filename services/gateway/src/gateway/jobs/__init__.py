@@ -5,7 +5,7 @@ recorded but never published, registers the `job.progress` appliers for image an
 and, when an LLM is configured, starts the batch-text consumer
 (`TEXT_JOB_CONCURRENCY` at a time). Without an LLM, text submissions are refused with 503 at once
 (nothing is queued that could never run). The consumer is stopped by the app's
-`stop_consumers` and the LLM client closed through the exit stack.
+`stop_consumers`; the LLM client is the chat feature's (`app.state.llm`).
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-import openai
 from fastapi import FastAPI
 
 from genai.events.v1 import events_pb2
 from genai_common.amqp import QueueSpec
-from gateway.chat.llm import LLM
 from gateway.jobs.messaging import TEXT_JOB_KEY, AmqpJobPublisher, ProgressApplier
 from gateway.jobs.notify import JobWatchers
 from gateway.jobs.prompt_filter import PromptFilter
@@ -37,17 +35,6 @@ log = logging.getLogger(__name__)
 TEXT_QUEUE_DELIVERY_LIMIT = 10
 
 
-def _open_llm(settings: GatewaySettings, stack: AsyncExitStack) -> LLM | None:
-    if not settings.llm_base_url:
-        log.warning("LLM_BASE_URL is unset: batch text jobs are refused (503)")
-        return None
-    client = openai.AsyncOpenAI(
-        base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value(),
-        timeout=settings.llm_timeout_seconds, max_retries=0,
-    )
-    stack.push_async_callback(client.close)
-    return LLM(client, settings.llm_model)
-
 
 def _limits(settings: GatewaySettings) -> JobLimits:
     return JobLimits(
@@ -60,7 +47,9 @@ def _limits(settings: GatewaySettings) -> JobLimits:
 
 async def open_resources(app: FastAPI, settings: GatewaySettings, stack: AsyncExitStack) -> None:
     """Create this feature's long-lived clients on app.state; close them through `stack`."""
-    llm = _open_llm(settings, stack)
+    llm = app.state.llm  # opened (and closed) by the chat feature
+    if llm is None:
+        log.warning("LLM_BASE_URL is unset: batch text jobs are refused (503)")
     service = JobService(
         JobStore(app.state.sessions), AmqpJobPublisher(app.state.amqp), PromptFilter(settings.jobs_blocked_terms),
         JobWatchers(), _limits(settings), text_enabled=llm is not None,
