@@ -1,0 +1,118 @@
+"""Document use cases: upload, delete, apply progress, search. No HTTP, AMQP or protobuf here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+
+from gateway.documents.domain import Document, Page, ProgressUpdate, Retriever, SearchHit, UploadPublisher
+from gateway.documents.models import Status
+from gateway.documents.naming import sanitize_filename
+from gateway.documents.receive import UploadTooLarge, receive_file
+from gateway.documents.store import Applied, DocumentStore
+from genai_common.blobs import BlobStore
+
+log = logging.getLogger(__name__)
+
+# Room for the multipart framing and small fields around the file when checking Content-Length.
+MULTIPART_SLACK_BYTES = 64 * 1024
+UNPUBLISHED_GRACE = timedelta(minutes=10)
+
+
+class DocumentService:
+    def __init__(self, store: DocumentStore, blobs: BlobStore, publisher: UploadPublisher,
+                 retriever: Retriever, *, max_bytes: int) -> None:
+        self._store, self._blobs, self._publisher = store, blobs, publisher
+        self._retriever = retriever
+        self._max_bytes = max_bytes
+
+    async def upload(self, body: AsyncIterator[bytes], content_type: str, content_length: int | None) -> Document:
+        """Stream the file to the blob store, record it, publish `document.uploaded` (confirmed).
+
+        On any failure nothing is left behind: no blob, no record (and no event, since the
+        event is the last step).
+        """
+        if content_length is not None and content_length > self._max_bytes + MULTIPART_SLACK_BYTES:
+            raise UploadTooLarge(f"the upload is larger than the {self._max_bytes}-byte limit")
+        document_id = str(uuid.uuid4())
+        blob_key = f"documents/{document_id}"
+        writer = self._blobs.writer(blob_key)
+        try:
+            received = await receive_file(body, content_type, writer, max_bytes=self._max_bytes)
+            await writer.commit()
+        except BaseException:
+            await writer.abort()
+            raise
+        name = sanitize_filename(received.raw_filename, received.media_type)
+        try:
+            document = await self._store.insert(id=document_id, name=name, media_type=received.media_type,
+                                                size_bytes=received.size, sha256=received.sha256, blob_key=blob_key)
+            await self._publisher.document_uploaded(document)
+            await self._store.mark_published(document_id)
+        except BaseException:
+            await asyncio.shield(self._forget(document_id, blob_key))
+            raise
+        log.info("document uploaded", extra={"document_id": document_id, "media_type": received.media_type,
+                                             "size_bytes": received.size})
+        return document
+
+    async def _forget(self, document_id: str, blob_key: str) -> None:
+        try:
+            await self._store.remove(document_id)
+        finally:
+            await self._blobs.delete(blob_key)
+
+    async def get(self, document_id: str) -> Document:
+        return await self._store.get(document_id)
+
+    async def list(self, *, limit: int, after: str | None, offset: int) -> Page:
+        return await self._store.list(limit=limit, after=after, offset=offset)
+
+    async def delete(self, document_id: str) -> None:
+        """Tombstone (hidden at once), then remove the blob and the vectors.
+
+        If the retriever cannot be reached the error propagates; the tombstone stays, so a
+        retried DELETE or the document's next progress event finishes the purge.
+        """
+        document = await self._store.tombstone(document_id)
+        await self._blobs.delete(document.blob_key)
+        await self._purge_vectors(document_id)
+        log.info("document deleted", extra={"document_id": document_id})
+
+    async def _purge_vectors(self, document_id: str) -> None:
+        deleted = await self._retriever.delete_document(document_id)
+        await self._store.mark_purged(document_id)
+        log.info("document vectors deleted", extra={"document_id": document_id, "deleted": deleted})
+
+    async def apply_progress(self, change: ProgressUpdate) -> Applied:
+        """Idempotent: only moves a record forward; progress for a tombstone purges vectors."""
+        outcome = await self._store.apply(change)
+        if outcome is Applied.TOMBSTONE and change.status in (Status.INDEXED, Status.FAILED):
+            await self._purge_vectors(change.document_id)
+        elif outcome is Applied.UNKNOWN:
+            log.warning("progress for an unknown document ignored", extra={"document_id": change.document_id})
+        return outcome
+
+    async def search(self, query: str, *, top_k: int, score_threshold: float | None,
+                     document_ids: Sequence[str], mode: str | None) -> list[SearchHit]:
+        """Ranked chunks, limited to documents that are indexed and not deleted."""
+        passages = await self._retriever.search(query, top_k=top_k, score_threshold=score_threshold,
+                                                document_ids=document_ids, mode=mode)
+        names = await self._store.indexed_names([p.document_id for p in passages])
+        return [
+            SearchHit(chunk_id=p.chunk_id, document_id=p.document_id, name=names[p.document_id], page=p.page,
+                      chunk_index=p.chunk_index, score=p.score, text=p.text)
+            for p in passages if p.document_id in names
+        ]
+
+    async def forget_unpublished(self) -> int:
+        """Drop records (and blobs) of uploads that died before their broker confirm."""
+        stale = await self._store.stale_unpublished(UNPUBLISHED_GRACE)
+        for document in stale:
+            await self._forget(document.id, document.blob_key)
+        if stale:
+            log.warning("removed %d uploads that were never confirmed", len(stale))
+        return len(stale)

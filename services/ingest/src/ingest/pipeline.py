@@ -1,0 +1,158 @@
+"""One uploaded document → indexed chunks: read blob → extract → clean → chunk → index → report.
+
+Domain code: collaborators come in as Protocols (blob store, extractor, indexer, progress sink).
+Terminal document problems (encrypted, malformed, no text, timed out) end in `failed` with the
+reason; infrastructure errors (retriever or blob store unavailable) propagate, so the message is
+retried and the consumer decides when to give up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ingest.chunking import Chunk, ChunkingPolicy, chunk_pages
+from ingest.clean import clean_text
+from ingest.extract import NO_TEXT, Extracted, ExtractionFailed, PageProgress
+from genai_common.errors import InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+# Progress (0-100) at the start of each stage; embedding fills the rest batch by batch.
+PARSING_AT, CHUNKING_AT, EMBEDDING_AT = 5, 20, 25
+
+
+@dataclass(frozen=True)
+class IngestJob:
+    document_id: str
+    blob_key: str
+    filename: str
+    media_type: str
+    sha256: str = ""
+
+
+class Outcome(enum.StrEnum):
+    INDEXED = "indexed"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+@dataclass
+class Report:
+    outcome: Outcome
+    pages: int = 0
+    chunks: int = 0
+    reason: str = ""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Blobs(Protocol):
+    async def get(self, key: str) -> bytes: ...
+
+
+class TextExtractor(Protocol):
+    async def extract(self, data: bytes, media_type: str, on_page: PageProgress | None = None) -> Extracted: ...
+
+
+class Indexer(Protocol):
+    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk]) -> int: ...
+    async def delete_document(self, document_id: str) -> int: ...
+
+
+class ProgressSink(Protocol):
+    async def processing(self, document_id: str, stage: str, progress: int,
+                         stage_seconds: Mapping[str, float]) -> None: ...
+    async def succeeded(self, document_id: str, pages: int, chunks: int, stage_seconds: Mapping[str, float]) -> None: ...
+    async def failed(self, document_id: str, reason: str, stage_seconds: Mapping[str, float]) -> None: ...
+
+
+class IngestPipeline:
+    def __init__(self, blobs: Blobs, extractor: TextExtractor, indexer: Indexer, progress: ProgressSink, *,
+                 policy: ChunkingPolicy = ChunkingPolicy(), batch_chunks: int = 64) -> None:
+        self._blobs, self._extractor, self._indexer = blobs, extractor, indexer
+        self._progress = progress
+        self._policy = policy
+        self._batch = batch_chunks
+
+    async def process(self, job: IngestJob) -> Report:
+        """Index `job`'s document and report it; returns what happened (errors = retry)."""
+        timings: dict[str, float] = {}
+        try:
+            data = await self._blobs.get(job.blob_key)
+        except NotFound:
+            # The document was deleted before (or while) it was processed: make sure no
+            # vectors outlive it, and let the message go.
+            await self._indexer.delete_document(job.document_id)
+            return Report(Outcome.DELETED)
+        try:
+            return await self._process(job, data, timings)
+        except ExtractionFailed as exc:
+            await self._progress.failed(job.document_id, exc.reason, timings)
+            return Report(Outcome.FAILED, reason=exc.reason, stage_seconds=timings)
+
+    async def _process(self, job: IngestJob, data: bytes, timings: dict[str, float]) -> Report:
+        if job.sha256 and await asyncio.to_thread(_sha256, data) != job.sha256:
+            raise ExtractionFailed("the stored file does not match its checksum; upload it again")
+        await self._progress.processing(job.document_id, "parsing", PARSING_AT, timings)
+        with _timed(timings, "parsing"):
+            extracted = await self._extractor.extract(data, job.media_type, self._page_progress(job))
+        del data
+        await self._progress.processing(job.document_id, "chunking", CHUNKING_AT, timings)
+        with _timed(timings, "chunking"):
+            chunks = await asyncio.to_thread(_chunk, extracted, self._policy)
+        if not chunks:
+            raise ExtractionFailed(NO_TEXT)
+        await self._progress.processing(job.document_id, "embedding", EMBEDDING_AT, timings)
+        with _timed(timings, "embedding"):
+            try:
+                await self._index(job, chunks)
+            except InvalidInput as exc:  # retrying cannot change the retriever's mind
+                raise ExtractionFailed(f"the retriever refused the document: {exc.message}") from exc
+        await self._progress.succeeded(job.document_id, extracted.page_count, len(chunks), timings)
+        return Report(Outcome.INDEXED, pages=extracted.page_count, chunks=len(chunks), stage_seconds=timings)
+
+    def _page_progress(self, job: IngestJob) -> PageProgress:
+        last = [PARSING_AT]
+
+        async def on_page(done: int, total: int) -> None:
+            pct = PARSING_AT + (CHUNKING_AT - PARSING_AT) * done // max(total, 1)
+            if pct > last[0]:
+                last[0] = pct
+                await self._progress.processing(job.document_id, "parsing", pct, {})
+
+        return on_page
+
+    async def _index(self, job: IngestJob, chunks: list[Chunk]) -> None:
+        for start in range(0, len(chunks), self._batch):
+            batch = chunks[start:start + self._batch]
+            await self._indexer.index(job.document_id, job.filename, batch)
+            done = start + len(batch)
+            if done < len(chunks):
+                pct = EMBEDDING_AT + (100 - EMBEDDING_AT) * done // len(chunks)
+                await self._progress.processing(job.document_id, "embedding", min(pct, 99), {})
+
+
+class _timed:
+    def __init__(self, timings: dict[str, float], stage: str) -> None:
+        self._timings, self._stage = timings, stage
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self._timings[self._stage] = round(time.perf_counter() - self._started, 4)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _chunk(extracted: Extracted, policy: ChunkingPolicy) -> list[Chunk]:
+    pages = [(number, clean_text(text)) for number, text in extracted.pages]
+    return chunk_pages([(n, t) for n, t in pages if t], policy)

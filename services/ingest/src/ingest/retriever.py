@@ -1,0 +1,42 @@
+"""The ingest worker's small adapter over `genai.retriever.v1.RetrieverService` (Index, DeleteDocument).
+
+Calls wait for the channel to become ready (a retriever restart is ridden out) but never longer
+than their deadline; a failed call becomes a `ServiceError` (Unavailable, DeadlineExceeded, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
+from genai_common.grpc_client import error_from_rpc
+from ingest.chunking import Chunk
+
+
+class RetrieverIndexer:
+    def __init__(self, channel: grpc.aio.Channel, *, index_deadline: float, delete_deadline: float = 30.0) -> None:
+        self._stub = retriever_pb2_grpc.RetrieverServiceStub(channel)
+        self._index_deadline = index_deadline
+        self._delete_deadline = delete_deadline
+
+    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk]) -> int:
+        """Upsert chunks (the retriever derives point ids from document id + chunk index)."""
+        request = retriever_pb2.IndexRequest(
+            document_id=document_id, source_name=source_name,
+            chunks=[retriever_pb2.Chunk(chunk_index=c.index, page=c.page, text=c.text) for c in chunks],
+        )
+        try:
+            reply = await self._stub.Index(request, timeout=self._index_deadline, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "retriever") from exc
+        return reply.indexed
+
+    async def delete_document(self, document_id: str) -> int:
+        request = retriever_pb2.DeleteDocumentRequest(document_id=document_id)
+        try:
+            reply = await self._stub.DeleteDocument(request, timeout=self._delete_deadline, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, "retriever") from exc
+        return reply.deleted

@@ -1,0 +1,64 @@
+"""The ingest worker's composition: blobs, retriever channel, AMQP, ops endpoint, consumer."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+
+from genai_common.amqp import Amqp, QueueSpec
+from genai_common.blobs import open_blob_store
+from genai_common.grpc_client import open_channel
+from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import OpsServer
+from ingest.chunking import ChunkingPolicy
+from ingest.consumer import UploadConsumer
+from ingest.extract import Extractor, PdfLimits
+from ingest.pipeline import IngestPipeline
+from ingest.progress import AmqpProgress
+from ingest.retriever import RetrieverIndexer
+from ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+UPLOADED_ROUTING_KEY = "document.uploaded"
+
+
+def queue_spec(settings: IngestSettings) -> QueueSpec:
+    return QueueSpec(settings.ingest_queue, routing_keys=(UPLOADED_ROUTING_KEY,),
+                     delivery_limit=settings.ingest_delivery_limit, prefetch=settings.ingest_prefetch)
+
+
+def build_pipeline(settings: IngestSettings, amqp: Amqp, indexer: RetrieverIndexer) -> IngestPipeline:
+    limits = PdfLimits(wall_seconds=settings.ingest_parse_timeout_seconds,
+                       cpu_seconds=settings.ingest_parse_cpu_seconds,
+                       memory_bytes=settings.ingest_parse_memory_bytes, max_pages=settings.ingest_max_pages)
+    policy = ChunkingPolicy(target_chars=settings.ingest_chunk_chars,
+                            overlap_chars=settings.ingest_chunk_overlap_chars,
+                            max_chars=settings.ingest_chunk_max_chars)
+    return IngestPipeline(open_blob_store(settings.blob_store_url),
+                          Extractor(limits, concurrency=settings.ingest_parse_concurrency),
+                          indexer, AmqpProgress(amqp), policy=policy, batch_chunks=settings.ingest_index_batch)
+
+
+async def run(settings: IngestSettings) -> None:
+    """Consume until SIGTERM; then: not ready → stop intake → finish or requeue in-flight → close."""
+    stop = shutdown_event()
+    consuming = False
+    async with AsyncExitStack() as stack:
+        channel = open_channel(settings.retriever_addr)
+        stack.push_async_callback(channel.close)
+        amqp = Amqp(settings.amqp_url, name="ingest")
+        await amqp.connect()
+        stack.push_async_callback(amqp.close)
+        await stack.enter_async_context(OpsServer(settings.ingest_metrics_host, settings.ingest_metrics_port,
+                                                  ready=lambda: consuming and amqp.is_connected))
+        indexer = RetrieverIndexer(channel, index_deadline=settings.ingest_index_deadline_seconds)
+        pipeline = build_pipeline(settings, amqp, indexer)
+        consumer = UploadConsumer(pipeline, AmqpProgress(amqp), delivery_limit=settings.ingest_delivery_limit)
+        await amqp.consume(queue_spec(settings), consumer.handle)
+        consuming = True
+        log.info("ingest consuming", extra={"queue": settings.ingest_queue, "prefetch": settings.ingest_prefetch})
+        await stop.wait()
+        consuming = False
+        await amqp.stop_consumers(settings.shutdown_grace_seconds)
+    log.info("ingest stopped")

@@ -1,0 +1,79 @@
+"""Cleaning and chunking: what the retriever gets to embed, and what citations point at."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ingest.chunking import ChunkingPolicy, chunk_pages, split_sentences
+from ingest.clean import clean_text
+
+ARTICLE = " ".join(
+    f"Sentence number {i} explains how the harbour museum handled exhibit {i * 7} in season {i % 4}."
+    for i in range(120)
+)
+
+
+def test_cleaning_joins_hyphenated_words_and_drops_invisible_characters() -> None:
+    raw = "The infor-\nmation age\x00 began.\r\nJean-\nPierre came\u202e back.\n\n\n  New   para\u00adgraph\tstarts.\ufeff"
+    assert clean_text(raw) == "The information age began. Jean-Pierre came back.\n\nNew paragraph starts."
+
+
+def test_cleaning_normalises_compatibility_characters() -> None:
+    assert clean_text("ﬁnal ｆｕｌｌ①") == "final full1"
+
+
+def test_sentences_respect_common_abbreviations_and_cjk_stops() -> None:
+    text = "Dr. Smith et al. showed it (Fig. 2). It works! 这是中文。这是第二句。 Done."
+    assert split_sentences(text) == ["Dr. Smith et al. showed it (Fig. 2).", "It works!", "这是中文。",
+                                     "这是第二句。", "Done."]
+
+
+def test_chunks_are_sized_overlapping_and_never_split_words() -> None:
+    policy = ChunkingPolicy(target_chars=500, overlap_chars=120, max_chars=800)
+    chunks = chunk_pages([(1, ARTICLE)], policy)
+    words = set(ARTICLE.split())
+    assert len(chunks) > 10
+    for chunk in chunks:
+        assert len(chunk.text) <= policy.max_chars + policy.overlap_chars
+        assert set(chunk.text.split()) <= words, "a word was cut"
+    for before, after in zip(chunks, chunks[1:]):
+        last_sentence = split_sentences(before.text)[-1]
+        assert after.text.startswith(last_sentence), "consecutive chunks should overlap by whole sentences"
+    # Every sentence of the source is in some chunk.
+    assert all(any(s in c.text for c in chunks) for s in split_sentences(ARTICLE))
+
+
+def test_chunks_keep_the_page_where_their_new_text_starts() -> None:
+    pages = [(1, "Alpha is first. " * 30), (2, "Beta comes next. " * 30), (3, "Gamma ends it. " * 30)]
+    chunks = chunk_pages(pages, ChunkingPolicy(target_chars=300, overlap_chars=60, max_chars=400))
+    for chunk in chunks:
+        fresh = chunk.text.split(". ")[-1]
+        expected = {"Alpha": 1, "Beta": 2, "Gamma": 3}[fresh.split()[0]]
+        assert chunk.page <= expected
+    assert [c.page for c in chunks] == sorted(c.page for c in chunks)
+    assert {c.page for c in chunks} == {1, 2, 3}
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+def test_an_overlong_sentence_is_cut_at_spaces() -> None:
+    sentence = " ".join(f"word{i}" for i in range(400))
+    chunks = chunk_pages([(0, sentence)], ChunkingPolicy(target_chars=300, overlap_chars=50, max_chars=400))
+    assert all(len(c.text) <= 450 for c in chunks)
+    assert all(re.fullmatch(r"(word\d+ ?)+", c.text) for c in chunks)
+    assert " ".join(c.text for c in chunks).split()[-1] == "word399"
+
+
+def test_text_without_spaces_is_still_bounded() -> None:
+    chunks = chunk_pages([(1, "字" * 5000)], ChunkingPolicy(target_chars=500, overlap_chars=100, max_chars=800))
+    assert all(len(c.text) <= 800 for c in chunks) and sum(len(c.text) for c in chunks) >= 5000
+
+
+@pytest.mark.parametrize("text", ["", "   \n\n  "])
+def test_empty_text_gives_no_chunks(text: str) -> None:
+    assert chunk_pages([(1, clean_text(text))]) == []
+
+
+def test_chunking_is_deterministic() -> None:
+    assert chunk_pages([(1, ARTICLE)]) == chunk_pages([(1, ARTICLE)])

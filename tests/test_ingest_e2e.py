@@ -1,0 +1,294 @@
+"""Documents end to end: gateway, ingest and retriever as real processes, the real RabbitMQ
+(a vhost of its own), real blobs, SQL and Qdrant. Upload → indexed → searchable → deleted,
+and what happens when the worker is killed, an event repeats or is unreadable, or the broker
+drops every connection while users upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+import grpc
+import httpx
+import pytest
+
+from genai.events.v1 import events_pb2
+from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
+from genai_common.amqp import Amqp
+from tests.support import rabbitmq
+from tests.support.procs import ROOT, Service, free_port, grpc_serving, http_ok
+
+pytestmark = pytest.mark.slow
+
+INGEST_QUEUE = "ingest.document-uploaded"
+ROBUSTNESS = Path("/work/shared/data/pdf-robustness/dev")
+CHUNK_ID_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-5b7e-9c41-2d7a9e0b4f13")  # the retriever's id scheme
+
+
+def chunk_point_id(document_id: str, index: int) -> str:
+    return str(uuid.uuid5(CHUNK_ID_NAMESPACE, f"{document_id}:{index}"))
+
+
+def ingest_pdfs():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ingest_pdfs", ROOT / "services/ingest/tests/ingest_pdfs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Stack:
+    root: Path
+    amqp_url: str
+    gateway_url: str
+    retriever_addr: str
+    ingest_env: dict[str, str]
+    ingest: Service
+    services: list[Service]
+
+    def start_ingest(self) -> Service:
+        self.ingest = Service("ingest", self.ingest_env, self.root / "ingest.log")
+        self.services.append(self.ingest)
+        port = self.ingest_env["INGEST_METRICS_PORT"]
+        self.ingest.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=60)
+        return self.ingest
+
+    def chunk_ids(self, document_id: str) -> set[str]:
+        with grpc.insecure_channel(self.retriever_addr) as channel:
+            reply = retriever_pb2_grpc.RetrieverServiceStub(channel).ListChunkIds(
+                retriever_pb2.ListChunkIdsRequest(document_id=document_id), timeout=30)
+        return set(reply.chunk_ids)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not rabbitmq.available():
+        pytest.skip("rabbitmqctl not found: the end-to-end tests need the local RabbitMQ")
+    root = tmp_path_factory.mktemp("documents-e2e")
+    with rabbitmq.temporary_vhost("e2e-docs") as amqp_url:
+        retriever_port, gateway_port = free_port(), free_port()
+        shared = {"AMQP_URL": amqp_url, "BLOB_STORE_URL": f"file://{root}/blobs",
+                  "RETRIEVER_ADDR": f"127.0.0.1:{retriever_port}", "LOG_LEVEL": "INFO"}
+        retriever = Service("retriever", {**shared, "RETRIEVER_PORT": str(retriever_port),
+                                          "RETRIEVER_METRICS_PORT": str(free_port()),
+                                          "QDRANT_PATH": str(root / "qdrant")}, root / "retriever.log")
+        services = [retriever]
+        ingest_env = {**shared, "INGEST_METRICS_PORT": str(free_port()), "INGEST_INDEX_BATCH": "32",
+                      "SHUTDOWN_GRACE_SECONDS": "5"}
+        built = Stack(root, amqp_url, f"http://127.0.0.1:{gateway_port}", shared["RETRIEVER_ADDR"], ingest_env,
+                      ingest=None, services=services)  # type: ignore[arg-type]
+        try:
+            built.start_ingest()  # declares its queue before the gateway publishes into it
+            gateway = Service("gateway", {**shared, "GATEWAY_PORT": str(gateway_port),
+                                          "DATABASE_URL": f"sqlite+aiosqlite:///{root}/gateway.db",
+                                          "SCRAPER_ADDR": f"127.0.0.1:{free_port()}"}, root / "gateway.log")
+            services.append(gateway)
+            gateway.wait_until(lambda: http_ok(f"{built.gateway_url}/readyz"), timeout=90)
+            retriever.wait_until(lambda: grpc_serving(built.retriever_addr), timeout=240)
+            yield built
+        finally:
+            for service in reversed(services):
+                service.terminate()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:
+        yield http
+
+
+def upload(client: httpx.Client, name: str, data: bytes) -> httpx.Response:
+    return client.post("/v1/documents", files={"file": (name, data, "application/octet-stream")})
+
+
+def wait_for(client: httpx.Client, document_id: str, statuses: set[str], timeout: float = 180.0) -> dict:
+    deadline = time.monotonic() + timeout
+    doc: dict = {}
+    while time.monotonic() < deadline:
+        doc = client.get(f"/v1/documents/{document_id}").json()
+        if doc.get("status") in statuses:
+            return doc
+        time.sleep(0.1)
+    raise TimeoutError(f"{document_id} never reached {statuses}; last: {doc}")
+
+
+def test_pdf_is_indexed_cited_by_name_and_page_and_deleted_everywhere(stack: Stack, client: httpx.Client) -> None:
+    pdfs = ingest_pdfs()
+    pages = ["The harbour museum opens at nine in the morning.",
+             "Guided tours of the old lighthouse start at eleven and last one hour.",
+             "Tickets cost twelve euros; children enter free."]
+    reply = upload(client, "harbour guide.pdf", pdfs.text_pdf(pages))
+    assert reply.status_code == 202, reply.text
+    doc = wait_for(client, reply.json()["id"], {"indexed", "failed"})
+    assert doc["status"] == "indexed", doc
+    assert doc["pages"] == 3 and doc["chunks"] >= 1 and doc["progress"] == 100
+    assert set(doc["stage_seconds"]) == {"parsing", "chunking", "embedding"}
+    assert stack.chunk_ids(doc["id"]) == {chunk_point_id(doc["id"], i) for i in range(doc["chunks"])}
+
+    hits = client.post("/v1/search", json={"query": "when do lighthouse tours start", "top_k": 3}).json()["data"]
+    assert hits and hits[0]["document_id"] == doc["id"] and hits[0]["name"] == "harbour guide.pdf"
+    assert "lighthouse" in hits[0]["text"] and 1 <= hits[0]["page"] <= 2
+
+    assert client.delete(f"/v1/documents/{doc['id']}").status_code == 200
+    assert stack.chunk_ids(doc["id"]) == set()
+    assert client.get(f"/v1/documents/{doc['id']}").status_code == 404
+    hits = client.post("/v1/search", json={"query": "when do lighthouse tours start"}).json()["data"]
+    assert all(h["document_id"] != doc["id"] for h in hits)
+    assert not list((stack.root / "blobs").rglob(doc["id"]))
+
+
+def test_killing_the_worker_mid_document_still_ends_indexed_with_every_chunk(stack: Stack, client: httpx.Client) -> None:
+    text = "\n\n".join(
+        f"Section {i}. The survey vessel number {i} measured a water temperature of {i % 30} degrees "
+        f"near buoy {i * 3}, and the crew logged {i % 7} dolphins before returning to port." for i in range(900))
+    reply = upload(client, "survey log.txt", text.encode())
+    assert reply.status_code == 202
+    doc_id = reply.json()["id"]
+    deadline = time.monotonic() + 180
+    doc: dict = {}
+    while time.monotonic() < deadline:
+        doc = client.get(f"/v1/documents/{doc_id}").json()
+        if doc["status"] != "queued" and doc["stage"] == "embedding" and doc["progress"] > 25:
+            break
+        time.sleep(0.05)
+    assert doc["status"] == "processing", f"the document was not caught mid-way: {doc}"
+    stack.ingest.kill()  # kill -9: no cleanup, the delivery goes back to the queue
+    partial = len(stack.chunk_ids(doc_id))
+    stack.start_ingest()
+    done = wait_for(client, doc_id, {"indexed", "failed"}, timeout=300)
+    assert done["status"] == "indexed", done
+    assert 0 < partial < done["chunks"]
+    assert stack.chunk_ids(doc_id) == {chunk_point_id(doc_id, i) for i in range(done["chunks"])}
+
+
+def _amqp(coro_factory):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro_factory())
+
+
+def test_the_same_event_twice_gives_one_result(stack: Stack, client: httpx.Client) -> None:
+    reply = upload(client, "twice.md", b"# Twice\n\nThe same event delivered twice must index once.\n")
+    doc = wait_for(client, reply.json()["id"], {"indexed", "failed"})
+    assert doc["status"] == "indexed"
+    before = stack.chunk_ids(doc["id"])
+
+    async def republish() -> None:
+        async with Amqp(stack.amqp_url, name="e2e-test") as amqp:
+            event = events_pb2.DocumentUploaded(document_id=doc["id"], blob_key=f"documents/{doc['id']}",
+                                                sha256=doc["sha256"], filename=doc["name"],
+                                                media_type=doc["media_type"], size_bytes=doc["size_bytes"])
+            await amqp.publish("document.uploaded", event, message_id=doc["id"], headers={"document_id": doc["id"]})
+
+    _amqp(republish)
+    deadline = time.monotonic() + 60
+    while rabbitmq.queue_depth(stack.amqp_url, INGEST_QUEUE) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rabbitmq.queue_depth(stack.amqp_url, INGEST_QUEUE) == 0
+    assert stack.chunk_ids(doc["id"]) == before
+    again = client.get(f"/v1/documents/{doc['id']}").json()
+    assert (again["status"], again["chunks"]) == ("indexed", doc["chunks"])
+
+
+def test_an_undecodable_event_is_dead_lettered_at_once_and_its_record_failed(stack: Stack, client: httpx.Client) -> None:
+    assert stack.ingest.terminate() == 0, "SIGTERM should stop the worker cleanly"
+    reply = upload(client, "lost.txt", b"This event will be replaced by garbage.")
+    assert reply.status_code == 202
+    doc_id = reply.json()["id"]
+
+    async def swap_for_garbage() -> None:
+        connection = await aio_pika.connect(stack.amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            await (await channel.get_queue(INGEST_QUEUE)).purge()
+            exchange = await channel.get_exchange("genai.events")
+            await exchange.publish(aio_pika.Message(b"\x08\x96\x01garbage\xff", headers={"document_id": doc_id},
+                                                    delivery_mode=2), "document.uploaded")
+
+    _amqp(swap_for_garbage)
+    stack.start_ingest()
+    doc = wait_for(client, doc_id, {"indexed", "failed"}, timeout=60)
+    assert doc["status"] == "failed" and "could not be read" in doc["reason"]
+    deadline = time.monotonic() + 30
+    while not rabbitmq.queue_depth(stack.amqp_url, f"{INGEST_QUEUE}.dlq") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rabbitmq.queue_depth(stack.amqp_url, f"{INGEST_QUEUE}.dlq") == 1
+
+
+def test_every_upload_accepted_during_a_broker_connection_drop_ends_indexed(stack: Stack, client: httpx.Client) -> None:
+    """The broker drops every connection of the platform (as in a broker restart) mid-stream."""
+    def one(i: int) -> tuple[float, httpx.Response]:
+        text = f"Note {i}: the ferry to island {i} leaves from pier {i % 5} at {8 + i % 10} o'clock."
+        with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:
+            started = time.monotonic()
+            return started, upload(http, f"ferry-{i}.txt", text.encode())
+
+    with ThreadPoolExecutor(4) as pool:
+        first = [pool.submit(one, i) for i in range(8)]
+        [f.result() for f in first[:4]]
+        dropped_at = time.monotonic()
+        rabbitmq.close_connections(stack.amqp_url)
+        rest = [pool.submit(one, i) for i in range(8, 40)]
+        replies = [f.result() for f in first + rest]
+    assert {r.status_code for _, r in replies} <= {202, 503}, [r.text for _, r in replies if r.status_code >= 400]
+    accepted = [r.json()["id"] for _, r in replies if r.status_code == 202]
+    assert any(started > dropped_at and r.status_code == 202 for started, r in replies), "uploads never recovered"
+    for doc_id in accepted:
+        assert wait_for(client, doc_id, {"indexed", "failed"}, timeout=240)["status"] == "indexed"
+    listed = {d["id"] for d in client.get("/v1/documents", params={"limit": 100}).json()["data"]}
+    assert set(accepted) <= listed
+    # A refused upload left nothing behind: every stored blob belongs to a listed document.
+    blobs = {p.name for p in (stack.root / "blobs" / "documents").iterdir()}
+    assert blobs <= listed | _all_ids(client)
+
+
+def _all_ids(client: httpx.Client) -> set[str]:
+    ids: set[str] = set()
+    params: dict = {"limit": 100}
+    while True:
+        page = client.get("/v1/documents", params=params).json()
+        ids |= {d["id"] for d in page["data"]}
+        if not page["has_more"]:
+            return ids
+        params["after"] = page["next_after"]
+
+
+ROBUSTNESS_SUBSET = {
+    "sample-files/004-pdflatex-4-pages/pdflatex-4-pages.pdf": ("indexed", ""),
+    "sample-files/005-libreoffice-writer-password/libreoffice-writer-password.pdf": ("failed", "encrypted"),
+    "sample-files/007-imagemagick-images/imagemagick-CCITTFaxDecode.pdf": ("failed", "no extractable text"),
+    "pdfjs/issue15590.pdf": ("failed", "malformed PDF"),
+}
+
+
+def _non_latin_file() -> str | None:
+    for line in (ROBUSTNESS / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "non_latin" in row["tags"] and row["expected_class"] == "text" and row["size"] < 300_000:
+            return row["id"]
+    return None
+
+
+@pytest.mark.skipif(not ROBUSTNESS.exists(), reason="the pdf-robustness data set is not on this machine")
+def test_representative_hostile_pdfs_end_in_the_expected_state(stack: Stack, client: httpx.Client) -> None:
+    cases = dict(ROBUSTNESS_SUBSET)
+    non_latin = _non_latin_file()
+    assert non_latin, "the data set has no small non-Latin text file"
+    cases[non_latin] = ("indexed", "")
+    ids = {}
+    for file_id in cases:
+        reply = upload(client, Path(file_id).name, (ROBUSTNESS / "files" / file_id).read_bytes())
+        assert reply.status_code == 202, (file_id, reply.text)
+        ids[file_id] = reply.json()["id"]
+    for file_id, (status, reason) in cases.items():
+        doc = wait_for(client, ids[file_id], {"indexed", "failed"}, timeout=180)
+        assert doc["status"] == status and doc["reason"].startswith(reason), (file_id, doc)
+    assert stack.ingest.process.poll() is None, "the ingest worker died"
