@@ -34,6 +34,13 @@ EXCHANGE = "genai.events"
 DEAD_LETTER_EXCHANGE = "genai.events.dlx"
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 
+# Routing keys on `genai.events` (the body of each is a message of proto/genai/events/v1).
+DOCUMENT_UPLOADED = "document.uploaded"  # DocumentUploaded: gateway -> ingest
+IMAGE_JOB_REQUESTED = "image.job.requested"  # ImageJobRequested: gateway -> imagegen
+TEXT_JOB_REQUESTED = "text.job.requested"  # TextJobRequested: gateway -> batch text consumer
+JOB_CANCEL_REQUESTED = "job.cancel.requested"  # JobCancelRequested: gateway -> every imagegen replica
+JOB_PROGRESS = "job.progress"  # JobProgress: workers -> gateway
+
 M = TypeVar("M", bound=Message)
 
 

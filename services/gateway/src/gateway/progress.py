@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import PermanentFailure, QueueSpec, decode
+from genai_common.amqp import JOB_PROGRESS, PermanentFailure, QueueSpec, decode
 
-PROGRESS_QUEUE = QueueSpec("gateway.job-progress", routing_keys=("job.progress",), delivery_limit=10, prefetch=32)
+PROGRESS_QUEUE = QueueSpec("gateway.job-progress", routing_keys=(JOB_PROGRESS,), delivery_limit=10, prefetch=32)
 
 Applier = Callable[[events_pb2.JobProgress], Awaitable[None]]
 

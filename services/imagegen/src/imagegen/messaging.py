@@ -13,16 +13,15 @@ from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import Amqp, PermanentFailure, decode, delivery_count
+from genai_common.amqp import (
+    IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, JOB_PROGRESS, Amqp, PermanentFailure, decode, delivery_count,
+)
 from imagegen.jobs import ImageJob, InvalidJob, JobState, JobUpdate, Limits
 from imagegen.metrics import JOBS
 from imagegen.runner import ImageJobRunner
 
 log = logging.getLogger(__name__)
 
-IMAGE_JOB_KEY = "image.job.requested"
-CANCEL_KEY = "job.cancel.requested"
-PROGRESS_KEY = "job.progress"
 
 _STATES = {
     JobState.RUNNING: events_pb2.JOB_STATE_RUNNING,
@@ -56,7 +55,7 @@ class AmqpProgressSink:
         self._amqp = amqp
 
     async def report(self, update: JobUpdate) -> None:
-        await self._amqp.publish(PROGRESS_KEY, progress_event(update), headers={"job_id": update.job_id})
+        await self._amqp.publish(JOB_PROGRESS, progress_event(update), headers={"job_id": update.job_id})
 
 
 class ImageJobHandler:

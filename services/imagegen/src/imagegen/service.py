@@ -13,12 +13,12 @@ import logging
 import uuid
 from contextlib import AsyncExitStack
 
-from genai_common.amqp import Amqp, QueueSpec
+from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, QueueSpec
 from genai_common.blobs import open_blob_store
 from genai_common.lifecycle import shutdown_event
 from genai_common.metrics import OpsServer
 from imagegen.jobs import Limits
-from imagegen.messaging import CANCEL_KEY, IMAGE_JOB_KEY, AmqpProgressSink, CancelHandler, ImageJobHandler
+from imagegen.messaging import AmqpProgressSink, CancelHandler, ImageJobHandler
 from imagegen.pipeline import Renderer, build_pipeline, configure_threads, resolve_device, resolve_dtype
 from imagegen.runner import ImageJobRunner
 from imagegen.settings import ImagegenSettings
@@ -52,9 +52,9 @@ async def load_renderer(settings: ImagegenSettings) -> Renderer:
 
 async def start_consuming(amqp: Amqp, runner: ImageJobRunner, settings: ImagegenSettings) -> None:
     limits = Limits(settings.imagegen_max_images, settings.imagegen_max_steps, settings.imagegen_max_side)
-    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (CANCEL_KEY,), CancelHandler(runner))
+    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (JOB_CANCEL_REQUESTED,), CancelHandler(runner))
     handler = ImageJobHandler(runner, AmqpProgressSink(amqp), limits, settings.imagegen_max_attempts)
-    spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_KEY,), delivery_limit=QUEUE_DELIVERY_LIMIT, prefetch=1)
+    spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), delivery_limit=QUEUE_DELIVERY_LIMIT, prefetch=1)
     await amqp.consume(spec, handler)
 
 

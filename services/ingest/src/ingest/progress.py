@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import Amqp
+from genai_common.amqp import Amqp, JOB_PROGRESS
 from genai_common.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-ROUTING_KEY = "job.progress"
 
 
 def _event(document_id: str, state: int, **fields: object) -> events_pb2.JobProgress:
@@ -36,15 +35,15 @@ class AmqpProgress:
         event = _event(document_id, events_pb2.JOB_STATE_RUNNING, stage=stage, progress=progress,
                        stage_seconds=dict(stage_seconds))
         try:
-            await self._amqp.publish(ROUTING_KEY, event)
+            await self._amqp.publish(JOB_PROGRESS, event)
         except Unavailable as exc:
             log.warning("progress update not published: %s", exc.message, extra={"document_id": document_id})
 
     async def succeeded(self, document_id: str, pages: int, chunks: int, stage_seconds: Mapping[str, float]) -> None:
         event = _event(document_id, events_pb2.JOB_STATE_SUCCEEDED, progress=100, pages=pages, chunks=chunks,
                        stage_seconds=dict(stage_seconds))
-        await self._amqp.publish(ROUTING_KEY, event)
+        await self._amqp.publish(JOB_PROGRESS, event)
 
     async def failed(self, document_id: str, reason: str, stage_seconds: Mapping[str, float]) -> None:
         event = _event(document_id, events_pb2.JOB_STATE_FAILED, reason=reason, stage_seconds=dict(stage_seconds))
-        await self._amqp.publish(ROUTING_KEY, event)
+        await self._amqp.publish(JOB_PROGRESS, event)

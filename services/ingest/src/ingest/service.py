@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-from genai_common.amqp import Amqp, QueueSpec
+from genai_common.amqp import Amqp, DOCUMENT_UPLOADED, QueueSpec
 from genai_common.blobs import open_blob_store
 from genai_common.grpc_client import open_channel
 from genai_common.lifecycle import shutdown_event
@@ -20,11 +20,10 @@ from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-UPLOADED_ROUTING_KEY = "document.uploaded"
 
 
 def queue_spec(settings: IngestSettings) -> QueueSpec:
-    return QueueSpec(settings.ingest_queue, routing_keys=(UPLOADED_ROUTING_KEY,),
+    return QueueSpec(settings.ingest_queue, routing_keys=(DOCUMENT_UPLOADED,),
                      delivery_limit=settings.ingest_delivery_limit, prefetch=settings.ingest_prefetch)
 
 

@@ -9,9 +9,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway.documents.domain import Document, ProgressUpdate
 from gateway.documents.models import Status
 from genai.events.v1 import events_pb2
-from genai_common.amqp import Amqp
+from genai_common.amqp import Amqp, DOCUMENT_UPLOADED
 
-UPLOADED_ROUTING_KEY = "document.uploaded"
 
 _STATUS_OF_STATE = {
     events_pb2.JOB_STATE_QUEUED: Status.QUEUED,
@@ -35,7 +34,7 @@ class AmqpUploadPublisher:
             uploaded_at=uploaded_at,
         )
         # message_id and the header let even an undecodable body be traced to its record.
-        await self._amqp.publish(UPLOADED_ROUTING_KEY, event, message_id=document.id,
+        await self._amqp.publish(DOCUMENT_UPLOADED, event, message_id=document.id,
                                  headers={"document_id": document.id})
 
 

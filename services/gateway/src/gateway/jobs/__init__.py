@@ -16,8 +16,8 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import QueueSpec
-from gateway.jobs.messaging import TEXT_JOB_KEY, AmqpJobPublisher, ProgressApplier
+from genai_common.amqp import TEXT_JOB_REQUESTED, QueueSpec
+from gateway.jobs.messaging import AmqpJobPublisher, ProgressApplier
 from gateway.jobs.notify import JobWatchers
 from gateway.jobs.prompt_filter import PromptFilter
 from gateway.jobs.routes import router
@@ -61,6 +61,6 @@ async def open_resources(app: FastAPI, settings: GatewaySettings, stack: AsyncEx
     app.state.progress.register(events_pb2.JOB_KIND_TEXT, applier)
     if llm is not None:
         worker = TextJobWorker(service, LLMCompleter(llm), max_attempts=settings.text_job_max_attempts)
-        spec = QueueSpec(settings.text_job_queue, (TEXT_JOB_KEY,), delivery_limit=TEXT_QUEUE_DELIVERY_LIMIT,
+        spec = QueueSpec(settings.text_job_queue, (TEXT_JOB_REQUESTED,), delivery_limit=TEXT_QUEUE_DELIVERY_LIMIT,
                          prefetch=settings.text_job_concurrency)
         await app.state.amqp.consume(spec, TextJobHandler(worker))

@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import Amqp
+from genai_common.amqp import Amqp, IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, TEXT_JOB_REQUESTED
 from gateway.jobs.models import Job, Status, Update
 from gateway.jobs.service import JobService
 
 log = logging.getLogger(__name__)
 
-IMAGE_JOB_KEY = "image.job.requested"
-TEXT_JOB_KEY = "text.job.requested"
-CANCEL_KEY = "job.cancel.requested"
 
 _STATUS = {
     events_pb2.JOB_STATE_RUNNING: Status.RUNNING,
@@ -35,16 +32,16 @@ class AmqpJobPublisher:
             job_id=job.id, prompt=p["prompt"], negative_prompt=p["negative_prompt"], n=p["n"], width=p["width"],
             height=p["height"], steps=p["steps"], guidance=p["guidance"], seed=p["seed"],
         )
-        await self._amqp.publish(IMAGE_JOB_KEY, event, message_id=job.id, headers={"job_id": job.id})
+        await self._amqp.publish(IMAGE_JOB_REQUESTED, event, message_id=job.id, headers={"job_id": job.id})
 
     async def text_job(self, job: Job) -> None:
         p = job.params
         event = events_pb2.TextJobRequested(
             job_id=job.id, prompt=p["prompt"], max_tokens=p["max_tokens"], temperature=p["temperature"])
-        await self._amqp.publish(TEXT_JOB_KEY, event, message_id=job.id, headers={"job_id": job.id})
+        await self._amqp.publish(TEXT_JOB_REQUESTED, event, message_id=job.id, headers={"job_id": job.id})
 
     async def cancel(self, job_id: str) -> None:
-        await self._amqp.publish(CANCEL_KEY, events_pb2.JobCancelRequested(job_id=job_id), headers={"job_id": job_id})
+        await self._amqp.publish(JOB_CANCEL_REQUESTED, events_pb2.JobCancelRequested(job_id=job_id), headers={"job_id": job_id})
 
 
 def update_from_event(event: events_pb2.JobProgress) -> Update | None:
