@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scraper.extract import extract_page
 
-DATA = Path("/work/shared/data/article-extraction/dev")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "article-extraction" / "dev"
 TARGET_F1 = 0.95
 REFERENCE = {"f1": 0.954, "precision": 0.931, "recall": 0.978}
 TOKEN = re.compile(r"\w+", re.UNICODE)

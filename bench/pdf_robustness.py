@@ -29,7 +29,7 @@ from _documents_stack import documents_stack  # noqa: E402
 
 import httpx  # noqa: E402
 
-DATA = Path("/work/shared/data/pdf-robustness")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdf-robustness"
 BUDGET_SECONDS = 300.0
 
 

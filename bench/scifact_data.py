@@ -1,6 +1,6 @@
 """SciFact (BEIR) loader and nDCG@10 scorer shared by the retrieval benchmarks.
 
-API (all paths default to the shared copy at /work/shared/data/scifact, or $SCIFACT_DIR):
+API (all paths default to the shared copy at ../shared/data/scifact beside the checkout, or $SCIFACT_DIR):
     load_corpus(data_dir=None) -> dict[doc_id, Document]      # 5,183 abstracts
     load_split(split, data_dir=None) -> Split                  # split: "train" (809 q) or "dev" (90 q)
         Split.queries: dict[qid, claim text]  (only the queries that have qrels in that split)
@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DIR = Path("/work/shared/data/scifact")
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 SPLITS = ("train", "dev")
 
 

@@ -29,7 +29,7 @@ from tests.support.procs import ROOT, Service, free_port, grpc_serving, http_ok
 pytestmark = pytest.mark.slow
 
 INGEST_QUEUE = "ingest.document-uploaded"
-ROBUSTNESS = Path("/work/shared/data/pdf-robustness/dev")
+ROBUSTNESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdf-robustness" / "dev"
 CHUNK_ID_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-5b7e-9c41-2d7a9e0b4f13")  # the retriever's id scheme
 
 
