@@ -130,10 +130,11 @@ async def test_search_returns_ranked_chunks_of_indexed_documents_with_their_name
     indexed = (await upload(gw, "guide.md"))["id"]
     pending = (await upload(gw, "pending.txt"))["id"]
     await deliver(gw, progress(indexed, events_pb2.JOB_STATE_SUCCEEDED, 100, chunks=2))
+    # The name shown is the record's, not whatever the index stored with the chunk.
     gw.retriever.passages = [
-        Passage(f"{indexed}-0", indexed, "guide.md", 0, 0, "The answer is 42.", 0.9),
+        Passage(f"{indexed}-0", indexed, "name in the index.md", 0, 0, "The answer is 42.", 0.9),
         Passage(f"{pending}-0", pending, "pending.txt", 0, 0, "Not ready yet.", 0.8),
-        Passage(f"{indexed}-1", indexed, "guide.md", 0, 1, "More text.", 0.5),
+        Passage(f"{indexed}-1", indexed, "name in the index.md", 0, 1, "More text.", 0.5),
     ]
     reply = await gw.client.post("/v1/search", json={"query": "answer", "top_k": 3, "mode": "hybrid",
                                                      "score_threshold": 0.1})

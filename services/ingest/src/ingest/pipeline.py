@@ -84,25 +84,30 @@ class IngestPipeline:
         """Index `job`'s document and report it; returns what happened (errors = retry)."""
         timings: dict[str, float] = {}
         try:
-            data = await self._blobs.get(job.blob_key)
-        except NotFound:
+            return await self._process(job, timings)
+        except _BlobGone:
             # The document was deleted before (or while) it was processed: make sure no
             # vectors outlive it, and let the message go.
             await self._indexer.delete_document(job.document_id)
             return Report(Outcome.DELETED)
-        try:
-            return await self._process(job, data, timings)
         except ExtractionFailed as exc:
             await self._progress.failed(job.document_id, exc.reason, timings)
             return Report(Outcome.FAILED, reason=exc.reason, stage_seconds=timings)
 
-    async def _process(self, job: IngestJob, data: bytes, timings: dict[str, float]) -> Report:
+    async def _read(self, job: IngestJob) -> bytes:
+        try:
+            return await self._blobs.get(job.blob_key)
+        except NotFound as exc:
+            raise _BlobGone from exc
+
+    async def _process(self, job: IngestJob, timings: dict[str, float]) -> Report:
+        data = await self._read(job)
         if job.sha256 and await asyncio.to_thread(_sha256, data) != job.sha256:
             raise ExtractionFailed("the stored file does not match its checksum; upload it again")
         await self._progress.processing(job.document_id, "parsing", PARSING_AT, timings)
         with _timed(timings, "parsing"):
             extracted = await self._extractor.extract(data, job.media_type, self._page_progress(job))
-        del data
+        del data  # the only reference: the file is not held while it is embedded
         await self._progress.processing(job.document_id, "chunking", CHUNKING_AT, timings)
         with _timed(timings, "chunking"):
             chunks = await asyncio.to_thread(_chunk, extracted, self._policy)
@@ -136,6 +141,10 @@ class IngestPipeline:
             if done < len(chunks):
                 pct = EMBEDDING_AT + (100 - EMBEDDING_AT) * done // len(chunks)
                 await self._progress.processing(job.document_id, "embedding", min(pct, 99), {})
+
+
+class _BlobGone(Exception):
+    """The upload's blob is gone: the document was deleted."""
 
 
 class _timed:

@@ -19,7 +19,6 @@ from genai_common.errors import Unavailable
 log = logging.getLogger(__name__)
 
 
-
 def _event(document_id: str, state: int, **fields: object) -> events_pb2.JobProgress:
     now = Timestamp()
     now.GetCurrentTime()

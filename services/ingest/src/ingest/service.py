@@ -21,13 +21,12 @@ from ingest.settings import IngestSettings
 log = logging.getLogger(__name__)
 
 
-
 def queue_spec(settings: IngestSettings) -> QueueSpec:
     return QueueSpec(settings.ingest_queue, routing_keys=(DOCUMENT_UPLOADED,),
                      delivery_limit=settings.ingest_delivery_limit, prefetch=settings.ingest_prefetch)
 
 
-def build_pipeline(settings: IngestSettings, amqp: Amqp, indexer: RetrieverIndexer) -> IngestPipeline:
+def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: RetrieverIndexer) -> IngestPipeline:
     limits = PdfLimits(wall_seconds=settings.ingest_parse_timeout_seconds,
                        cpu_seconds=settings.ingest_parse_cpu_seconds,
                        memory_bytes=settings.ingest_parse_memory_bytes, max_pages=settings.ingest_max_pages)
@@ -36,7 +35,7 @@ def build_pipeline(settings: IngestSettings, amqp: Amqp, indexer: RetrieverIndex
                             max_chars=settings.ingest_chunk_max_chars)
     return IngestPipeline(open_blob_store(settings.blob_store_url),
                           Extractor(limits, concurrency=settings.ingest_parse_concurrency),
-                          indexer, AmqpProgress(amqp), policy=policy, batch_chunks=settings.ingest_index_batch)
+                          indexer, progress, policy=policy, batch_chunks=settings.ingest_index_batch)
 
 
 async def run(settings: IngestSettings) -> None:
@@ -52,8 +51,9 @@ async def run(settings: IngestSettings) -> None:
         await stack.enter_async_context(OpsServer(settings.ingest_metrics_host, settings.ingest_metrics_port,
                                                   ready=lambda: consuming and amqp.is_connected))
         indexer = RetrieverIndexer(channel, index_deadline=settings.ingest_index_deadline_seconds)
-        pipeline = build_pipeline(settings, amqp, indexer)
-        consumer = UploadConsumer(pipeline, AmqpProgress(amqp), delivery_limit=settings.ingest_delivery_limit)
+        progress = AmqpProgress(amqp)
+        consumer = UploadConsumer(build_pipeline(settings, progress, indexer), progress,
+                                  delivery_limit=settings.ingest_delivery_limit)
         await amqp.consume(queue_spec(settings), consumer.handle)
         consuming = True
         log.info("ingest consuming", extra={"queue": settings.ingest_queue, "prefetch": settings.ingest_prefetch})

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.documents.models import Status
+from gateway.peer_models import Passage
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,6 @@ class ProgressUpdate:
 
 
 @dataclass(frozen=True)
-class SearchHit:
-    chunk_id: str
-    document_id: str
-    name: str
-    page: int
-    chunk_index: int
-    score: float
-    text: str
-
-
-@dataclass(frozen=True)
 class Page:
     documents: Sequence[Document]
     has_more: bool
@@ -63,16 +53,6 @@ class Page:
 class UploadPublisher(Protocol):
     async def document_uploaded(self, document: Document) -> None:
         """Publish `document.uploaded` with a broker confirm; raise Unavailable if refused."""
-
-
-class Passage(Protocol):
-    chunk_id: str
-    document_id: str
-    source_name: str
-    page: int
-    chunk_index: int
-    text: str
-    score: float
 
 
 class Retriever(Protocol):

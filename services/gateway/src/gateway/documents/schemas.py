@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.documents.domain import Document, SearchHit
+from gateway.documents.domain import Document
+from gateway.peer_models import Passage
 
 
 def _unix(moment: datetime) -> int:
@@ -80,8 +81,8 @@ class SearchResultOut(BaseModel):
     text: str
 
     @classmethod
-    def of(cls, hit: SearchHit) -> SearchResultOut:
-        return cls(chunk_id=hit.chunk_id, document_id=hit.document_id, name=hit.name, page=hit.page,
+    def of(cls, hit: Passage) -> SearchResultOut:
+        return cls(chunk_id=hit.chunk_id, document_id=hit.document_id, name=hit.source_name, page=hit.page,
                    chunk_index=hit.chunk_index, score=hit.score, text=hit.text)
 
 

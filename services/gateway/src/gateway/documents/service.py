@@ -6,13 +6,15 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
-from gateway.documents.domain import Document, Page, ProgressUpdate, Retriever, SearchHit, UploadPublisher
+from gateway.documents.domain import Document, Page, ProgressUpdate, Retriever, UploadPublisher
 from gateway.documents.models import Status
 from gateway.documents.naming import sanitize_filename
 from gateway.documents.receive import UploadTooLarge, receive_file
 from gateway.documents.store import Applied, DocumentStore
+from gateway.peer_models import Passage
 from genai_common.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -97,16 +99,12 @@ class DocumentService:
         return outcome
 
     async def search(self, query: str, *, top_k: int, score_threshold: float | None,
-                     document_ids: Sequence[str], mode: str | None) -> list[SearchHit]:
-        """Ranked chunks, limited to documents that are indexed and not deleted."""
+                     document_ids: Sequence[str], mode: str | None) -> list[Passage]:
+        """Ranked chunks, limited to documents that are indexed and not deleted, named as listed."""
         passages = await self._retriever.search(query, top_k=top_k, score_threshold=score_threshold,
                                                 document_ids=document_ids, mode=mode)
         names = await self._store.indexed_names([p.document_id for p in passages])
-        return [
-            SearchHit(chunk_id=p.chunk_id, document_id=p.document_id, name=names[p.document_id], page=p.page,
-                      chunk_index=p.chunk_index, score=p.score, text=p.text)
-            for p in passages if p.document_id in names
-        ]
+        return [replace(p, source_name=names[p.document_id]) for p in passages if p.document_id in names]
 
     async def forget_unpublished(self) -> int:
         """Drop records (and blobs) of uploads that died before their broker confirm."""
