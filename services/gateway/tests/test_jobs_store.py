@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 
 import pytest
 
@@ -88,6 +89,29 @@ async def test_idempotency_first_insert_wins(store) -> None:
     assert len({jobs[0].id for jobs, _ in created}) == 1
     with pytest.raises(IdempotencyMismatch):
         await store.create([new_job("other")], Idempotency("k", "hash-b"))
+
+
+class BrokenSessions:
+    """A session factory whose transactions fail after a round trip (as a lost database would)."""
+
+    def begin(self) -> BrokenSessions:
+        return self
+
+    async def __aenter__(self) -> None:
+        await asyncio.sleep(0)
+        raise ConnectionError("database gone")
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_concurrent_publish_marks_all_land_and_a_failed_write_reaches_every_caller(store) -> None:
+    await store.create([new_job(f"job-{i}") for i in range(30)], None)
+    await asyncio.gather(*(store.mark_published([f"job-{i}"]) for i in range(30)))  # written in a few batches
+    assert await store.unpublished(timedelta(0), 100) == []  # none would be published again at start
+    broken = JobStore(BrokenSessions())  # type: ignore[arg-type]
+    outcomes = await asyncio.gather(*(broken.mark_published([f"job-{i}"]) for i in range(3)), return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [ConnectionError] * 3  # the 2nd and 3rd shared one write
 
 
 @pytest.mark.parametrize(("text", "blocked"), [

@@ -56,37 +56,41 @@ class ProgressPump:
 
     def __init__(self, sink: ProgressSink, loop: asyncio.AbstractEventLoop) -> None:
         self._sink, self._loop = sink, loop
-        self._queue: asyncio.Queue[JobUpdate | None] = asyncio.Queue()
+        self._latest: JobUpdate | None = None  # one slot: a newer update replaces one not sent yet
+        self._wake = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def submit_threadsafe(self, update: JobUpdate) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, update)
+            self._loop.call_soon_threadsafe(self._offer, update)
         except RuntimeError:  # the loop is closed: the process is going away
             pass
+
+    def _offer(self, update: JobUpdate) -> None:
+        self._latest = update
+        self._wake.set()
 
     async def __aenter__(self) -> ProgressPump:
         self._task = asyncio.create_task(self._drain(), name="progress-pump")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._queue.put_nowait(None)
+        self._closing = True
+        self._wake.set()
         assert self._task is not None
         await self._task
 
     async def _drain(self) -> None:
-        closing = False
-        while not closing:
-            latest = await self._queue.get()
-            closing = latest is None
-            while not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    closing = True
-                else:
-                    latest = item
-            if latest is not None:
-                await self._send(latest)
+        while True:
+            if self._latest is None:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            latest, self._latest = self._latest, None
+            await self._send(latest)
 
     async def _send(self, update: JobUpdate) -> None:
         try:

@@ -7,6 +7,7 @@ text consumer, a cancel, another replica) cannot move a job backwards: a job lea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +18,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from genai_common.errors import Conflict, NotFound, ServiceError
 from gateway.jobs.models import ACTIVE, TERMINAL, Job, JobRow, Kind, NewJob, Status, Update, utcnow
+
+
+MARK_CHUNK = 500
 
 
 class IdempotencyMismatch(ServiceError):
@@ -32,6 +36,10 @@ class Idempotency:
 class JobStore:
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
+        # mark_published's group commit: ids waiting for the next UPDATE, and its outcome.
+        self._marking = asyncio.Lock()
+        self._to_mark: list[str] = []
+        self._marked: asyncio.Future[None] | None = None
 
     async def create(self, jobs: Sequence[NewJob], idempotency: Idempotency | None) -> tuple[list[Job], bool]:
         """Insert `jobs` in one transaction; returns them and True. With a key already used for the
@@ -65,8 +73,29 @@ class JobStore:
         return [Job.from_row(row) for row in rows]
 
     async def mark_published(self, job_ids: Sequence[str]) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(update(JobRow).where(JobRow.id.in_(list(job_ids))).values(published_at=utcnow()))
+        """Record the broker's confirm. Concurrent callers share one UPDATE: ids that arrive while
+        one is being written go together into the next (a burst costs a few writes, not one each)."""
+        if self._marked is None:
+            self._marked = asyncio.get_running_loop().create_future()
+        batch = self._marked
+        self._to_mark.extend(job_ids)
+        async with self._marking:
+            if batch is self._marked:  # not written yet: write it, with every id that joined it
+                ids, self._to_mark, self._marked = self._to_mark, [], None
+                try:
+                    statement = update(JobRow).values(published_at=utcnow())
+                    async with self._sessions.begin() as session:
+                        for start in range(0, len(ids), MARK_CHUNK):  # within the drivers' bind-parameter limits
+                            await session.execute(statement.where(JobRow.id.in_(ids[start:start + MARK_CHUNK])))
+                except Exception as exc:
+                    batch.set_exception(exc)
+                    batch.exception()  # retrieved here: the callers that joined the batch re-raise it
+                    raise
+                except BaseException:
+                    batch.cancel()
+                    raise
+                batch.set_result(None)
+        await batch
 
     async def unpublished(self, older_than: timedelta, limit: int) -> list[Job]:
         """Queued jobs whose message was never confirmed (a gateway stopped between insert and publish)."""
@@ -135,9 +164,10 @@ class JobStore:
         )
         async with self._sessions.begin() as session:
             changed = (await session.execute(statement)).rowcount > 0
-        job = await self.get(job_id)
-        if job is None:
-            raise NotFound(f"job {job_id} not found")
+            row = await session.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            job = Job.from_row(row)
         if job.status in (Status.SUCCEEDED, Status.FAILED):
             raise Conflict(f"job {job_id} already {job.status.value}; it cannot be cancelled")
         return job, changed

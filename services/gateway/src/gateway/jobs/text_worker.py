@@ -21,7 +21,7 @@ from genai.events.v1 import events_pb2
 from genai_common.amqp import decode, delivery_count
 from gateway.chat.llm import LLM, UpstreamError
 from gateway.jobs.metrics import TEXT_JOB_SECONDS
-from gateway.jobs.models import Job, Status, Update
+from gateway.jobs.models import Status, Update
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ class Completer(Protocol):
 
 
 class JobRecords(Protocol):
-    async def find(self, job_id: str) -> Job | None: ...
     async def apply(self, change: Update) -> bool: ...
 
 
@@ -78,12 +77,10 @@ class TextJobWorker:
     async def process(self, task: TextTask, attempt: int) -> None:
         """`attempt` counts from 0. Returns when the job's record is final (or the job was skipped);
         raises CompletionFailed to have the message redelivered."""
-        job = await self._records.find(task.job_id)
-        if job is None or job.terminal:
-            log.info("text job skipped", extra={"job_id": task.job_id, "status": job.status.value if job else "missing"})
-            return
+        # Moves a queued (or redelivered running) job to running; a cancelled, finished or unknown one stays.
         if not await self._records.apply(Update(task.job_id, Status.RUNNING, 0, stage=STAGE)):
-            return  # cancelled in between
+            log.info("text job skipped (cancelled, finished or unknown)", extra={"job_id": task.job_id})
+            return
         started = time.monotonic()
         try:
             text = await self._completer.complete(task.prompt, task.max_tokens, task.temperature)
