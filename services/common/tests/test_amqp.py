@@ -167,3 +167,31 @@ def _close_connection_named(name: str) -> None:
     assert pids, f"connection {name} not found"
     for pid in pids:
         subprocess.run(["rabbitmqctl", "-q", "close_connection", pid, "test: simulated broker drop"], check=True)
+
+
+async def test_broadcast_reaches_every_replica_and_its_queue_goes_with_the_connection() -> None:
+    key = f"test.broadcast.{uuid.uuid4().hex[:8]}"
+    inboxes: list[asyncio.Queue[str]] = [asyncio.Queue(), asyncio.Queue()]
+
+    def handler_for(inbox: asyncio.Queue[str]):  # type: ignore[no-untyped-def]
+        async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await inbox.put(decode(message, events_pb2.JobProgress).job_id)
+        return handler
+
+    url = os.environ["AMQP_URL"]
+    names = [f"test.replica.{uuid.uuid4().hex[:8]}" for _ in inboxes]
+    async with Amqp(url, name="replica-a") as first, Amqp(url, name="replica-b") as second:
+        for amqp, name, inbox in zip((first, second), names, inboxes):
+            await amqp.consume_broadcast(name, (key,), handler_for(inbox))
+        await first.publish(key, _event("cancel-me"))
+        for inbox in inboxes:
+            assert await asyncio.wait_for(inbox.get(), 10) == "cancel-me"
+        await first.stop_consumers(5)
+        await second.stop_consumers(5)
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for name in names:
+            with pytest.raises(aio_pika.exceptions.ChannelClosed):
+                await channel.declare_queue(name, passive=True)
+            channel = await connection.channel()

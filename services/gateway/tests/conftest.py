@@ -63,7 +63,6 @@ async def open_chat_app(settings: GatewaySettings, stack: AsyncExitStack) -> Fas
     """The real app with the chat feature's resources open (what the lifespan does for chat)."""
     app = create_app(settings)
     app.state.settings = settings
-    app.state.shutting_down = False
     await chat.open_resources(app, settings, stack)
     return app
 
@@ -189,7 +188,7 @@ async def documents_gateway(tmp_path: Path, rabbit_url: str) -> AsyncIterator[Ca
                 "database_url": f"sqlite+aiosqlite:///{tmp_path}/gateway.db", "blob_store_url": f"file://{tmp_path}/blobs",
                 "amqp_url": amqp_url, "gateway_api_keys": [], "llm_base_url": None, **overrides})
             app = create_app(settings)
-            app.state.settings, app.state.shutting_down = settings, False
+            app.state.settings = settings
             await _open_storage(app, settings, stack)
             app.state.retriever = FakeRetriever()
             await documents.open_resources(app, settings, stack)

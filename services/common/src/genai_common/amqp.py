@@ -98,7 +98,9 @@ class Consumer:
         """Stop intake, give in-flight deliveries `grace` seconds, then requeue what is left."""
         if self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
+                # Bounded: with the broker gone, a cancel on a dead channel would wait forever.
+                async with asyncio.timeout(grace):
+                    await self._queue.cancel(self._tag)
             except Exception:  # the channel may already be gone; its deliveries return to the queue
                 log.warning("could not cancel consumer %s cleanly", self._queue.name)
             self._tag = None
@@ -223,15 +225,8 @@ class Amqp:
 
         The robust channel re-declares the queue and restores the consumer after a reconnect.
         """
-        assert self._connection is not None, "connect() first"
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=spec.prefetch)
-        await self._declare_exchanges(channel)
-        queue = await self.declare_queue(spec, channel)
-        consumer = Consumer(queue, handler)
-        await consumer.start()
-        self._consumers.append(consumer)
-        return consumer
+        channel = await self._consumer_channel(spec.prefetch)
+        return await self._start_consumer(await self.declare_queue(spec, channel), handler)
 
     async def consume_broadcast(self, name: str, routing_keys: Sequence[str], handler: Handler,
                                 *, prefetch: int = 16) -> Consumer:
@@ -241,13 +236,20 @@ class Amqp:
         replica gets its own copy of each message (e.g. `job.cancel.requested`). `name` must be
         unique per process (add a random suffix); the robust channel re-declares it after a reconnect.
         """
+        channel = await self._consumer_channel(prefetch)
+        queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+        for key in routing_keys:
+            await queue.bind(EXCHANGE, routing_key=key)
+        return await self._start_consumer(queue, handler)
+
+    async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
         assert self._connection is not None, "connect() first"
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         await self._declare_exchanges(channel)
-        queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
-        for key in routing_keys:
-            await queue.bind(EXCHANGE, routing_key=key)
+        return channel
+
+    async def _start_consumer(self, queue: AbstractQueue, handler: Handler) -> Consumer:
         consumer = Consumer(queue, handler)
         await consumer.start()
         self._consumers.append(consumer)

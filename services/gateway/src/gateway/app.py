@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,6 +25,8 @@ from genai_common.blobs import open_blob_store
 log = logging.getLogger(__name__)
 
 FEATURES = (chat, documents, jobs)
+# A probe must answer within its own timeout even when the database hangs.
+DATABASE_CHECK_SECONDS = 2.0
 
 
 async def _open_storage(app: FastAPI, settings: GatewaySettings, stack: AsyncExitStack) -> None:
@@ -46,7 +49,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.settings = settings
-            app.state.shutting_down = False
             if not settings.gateway_api_keys:
                 log.warning("GATEWAY_API_KEYS is unset: the /v1 API accepts requests without a key")
             await _open_storage(app, settings, stack)
@@ -55,7 +57,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await app.state.amqp.consume(PROGRESS_QUEUE, app.state.progress.handle)
             stack.push_async_callback(app.state.amqp.stop_consumers, settings.shutdown_grace_seconds)
             yield
-            app.state.shutting_down = True
 
     app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(RequestContextMiddleware)
@@ -72,7 +73,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
         checks = {"database": await _database_ok(request.app), "broker": request.app.state.amqp.is_connected}
-        ready = all(checks.values()) and not request.app.state.shutting_down
+        ready = all(checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
 
@@ -85,7 +86,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 async def _database_ok(app: FastAPI) -> bool:
     try:
-        async with app.state.engine.connect() as connection:
+        async with asyncio.timeout(DATABASE_CHECK_SECONDS), app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
         return True
     except Exception:
