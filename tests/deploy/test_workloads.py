@@ -7,6 +7,8 @@ from typing import Any
 import helm_python
 import pytest
 
+from gateway.settings import GatewaySettings
+
 from tests.deploy.chart import (
     NAMESPACE, RELEASE, SERVICES, VALUE_SETS, component, container, deployment, env_of, named, one, pod_spec,
     render, render_set, uses_gpu, values_of, workloads,
@@ -168,7 +170,11 @@ def test_migrations_run_once_per_release_in_a_hook_job() -> None:
     assert hooks == {"post-install", "pre-upgrade"}  # the built-in PostgreSQL exists only after install
     assert pod_spec(job)["containers"][0]["command"] == ["python", "-m", "gateway.migrate"]
     assert pod_spec(job)["containers"][0]["image"] == container(objects, "gateway")["image"]
-    assert env_of(container(objects, "gateway"))["GATEWAY_MIGRATE_ON_START"]["value"] == "false"
+    gateway = container(objects, "gateway")
+    assert env_of(gateway)["GATEWAY_MIGRATE_ON_START"]["value"] == "false"
+    # A replica waits for the Job before it serves: its startup probe must outlast that wait.
+    startup = gateway["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] > GatewaySettings().gateway_schema_wait_seconds
     external = one(render_set("external"), "Job", f"{RELEASE}-migrations")
     assert set(external["metadata"]["annotations"]["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
 
