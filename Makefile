@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.lock | cut -d' ' -f1)
 
-.PHONY: run test venv checkov services proto proto-check bench clean
+.PHONY: run test lint venv checkov services proto proto-check bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ run: venv services
 
 test: venv checkov services
 	$(PY) -m pytest
+
+# ruff (pyflakes, pycodestyle, import order, bugbear, async rules) and mypy, configured in pyproject.toml.
+LINT_PATHS := services tests bench scripts conftest.py
+TYPED_PATHS := services/common/src services/gateway/src services/scraper/src services/retriever/src \
+	services/ingest/src services/imagegen/src
+
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(TYPED_PATHS)
 
 proto: venv
 	scripts/genproto.sh

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aio_pika
 import pytest
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import Amqp, PermanentFailure, QueueSpec, decode, delivery_count
-from genai_common.errors import Unavailable
+from genai_common.amqp import Amqp, PermanentFailure, QueueSpec, RetryPolicy, attempt, decode
+from genai_common.amqp.codec import LAST_ERROR_HEADER
+from genai_common.errors import InvalidInput, Unavailable
 
-
+FAST_RETRIES = RetryPolicy(attempts=3, first_delay_seconds=0.2, max_delay_seconds=0.4)
 
 @pytest.fixture
 async def amqp() -> AsyncIterator[Amqp]:
@@ -27,14 +30,14 @@ async def amqp() -> AsyncIterator[Amqp]:
 @pytest.fixture
 def spec() -> QueueSpec:
     name = f"test.{uuid.uuid4().hex[:10]}"
-    return QueueSpec(name, routing_keys=(f"{name}.key",), delivery_limit=2, prefetch=4)
+    return QueueSpec(name, routing_keys=(f"{name}.key",), prefetch=4, retry=FAST_RETRIES)
 
 
 async def _cleanup(spec: QueueSpec) -> None:
     connection = await aio_pika.connect(os.environ["AMQP_URL"])
     async with connection:
         channel = await connection.channel()
-        for queue in (spec.name, f"{spec.name}.dlq"):
+        for queue in (spec.name, spec.dead_letter_queue, *map(spec.retry_queue, spec.retry.tiers())):
             await channel.queue_delete(queue)
 
 
@@ -55,6 +58,14 @@ async def _dlq_messages(spec: QueueSpec, expected: int, timeout: float = 15.0) -
     return got
 
 
+async def _ready(queue: str) -> int:
+    connection = await aio_pika.connect(os.environ["AMQP_URL"])
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+
+
 def _event(job_id: str) -> events_pb2.JobProgress:
     return events_pb2.JobProgress(job_id=job_id, kind=events_pb2.JOB_KIND_IMAGE, progress=10)
 
@@ -73,14 +84,27 @@ async def test_published_event_reaches_consumer_typed_and_is_acked(amqp: Amqp, s
         event = await asyncio.wait_for(received.get(), 10)
         assert event.job_id == "job-1" and event.progress == 10
         await consumer.stop(grace=5)
-        declared = await amqp._publish_channel.declare_queue(spec.name, passive=True)  # type: ignore[union-attr]
-        assert declared.declaration_result.message_count == 0
+        assert await _ready(spec.name) == 0
     finally:
         await _cleanup(spec)
 
 
-async def test_permanent_failure_is_dead_lettered_at_once(amqp: Amqp, spec: QueueSpec) -> None:
+class GiveUpLog:
+    """An `on_give_up` hook that records its calls; it fails the first `failures` times."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self._failures = failures
+
+    async def __call__(self, message: aio_pika.abc.AbstractIncomingMessage, reason: str) -> None:
+        self.calls.append((message.message_id or "", reason))
+        if len(self.calls) <= self._failures:
+            raise Unavailable("the record store is down")
+
+
+async def test_permanent_failure_is_given_up_at_once_and_recorded(amqp: Amqp, spec: QueueSpec) -> None:
     attempts = 0
+    gave_up = GiveUpLog()
 
     async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         nonlocal attempts
@@ -88,30 +112,153 @@ async def test_permanent_failure_is_dead_lettered_at_once(amqp: Amqp, spec: Queu
         decode(message, events_pb2.DocumentUploaded)  # wrong type → PermanentFailure
 
     try:
-        await amqp.consume(spec, handler)
-        await amqp.publish(spec.routing_keys[0], _event("poison"))
+        await amqp.consume(replace(spec, on_give_up=gave_up), handler)
+        await amqp.publish(spec.routing_keys[0], _event("poison"), message_id="poison-1")
         dead = await _dlq_messages(spec, 1)
         assert len(dead) == 1 and attempts == 1
         assert decode(dead[0], events_pb2.JobProgress).job_id == "poison"
+        assert gave_up.calls == [("poison-1", "expected a genai.events.v1.DocumentUploaded body, "
+                                              "got type 'genai.events.v1.JobProgress'")]
     finally:
         await amqp.stop_consumers(5)
         await _cleanup(spec)
 
 
-async def test_failing_handler_is_retried_then_dead_lettered_after_the_limit(amqp: Amqp, spec: QueueSpec) -> None:
-    counts: list[int] = []
+async def test_invalid_input_is_permanent_too(amqp: Amqp, spec: QueueSpec) -> None:
+    calls = 0
 
     async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        counts.append(delivery_count(message))
-        raise RuntimeError("transient failure that never clears")
+        nonlocal calls
+        calls += 1
+        raise InvalidInput("prompt must not be empty")
 
     try:
         await amqp.consume(spec, handler)
-        await amqp.publish(spec.routing_keys[0], _event("flaky"))
-        dead = await _dlq_messages(spec, 1)
-        assert len(dead) == 1
-        # delivery_limit=2: the first delivery plus two redeliveries, counted by the broker.
-        assert counts == [0, 1, 2]
+        await amqp.publish(spec.routing_keys[0], _event("invalid"))
+        assert len(await _dlq_messages(spec, 1)) == 1 and calls == 1
+    finally:
+        await amqp.stop_consumers(5)
+        await _cleanup(spec)
+
+
+async def test_a_failing_message_is_retried_with_back_off_then_given_up_with_the_reason(
+        amqp: Amqp, spec: QueueSpec) -> None:
+    seen: list[tuple[int, float]] = []
+    gave_up = GiveUpLog()
+
+    async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        seen.append((attempt(message), time.monotonic()))
+        raise Unavailable("retriever: connection refused")
+
+    try:
+        await amqp.consume(replace(spec, on_give_up=gave_up), handler)
+        await amqp.publish(spec.routing_keys[0], _event("flaky"), message_id="flaky-1")
+        [dead] = await _dlq_messages(spec, 1)
+        assert [n for n, _ in seen] == [1, 2, 3]  # our own attempt header, not the broker's count
+        waits = [later - earlier for (_, earlier), (_, later) in zip(seen, seen[1:])]
+        assert waits[0] >= 0.2 * 0.8 and waits[1] >= 0.4 * 0.8, waits  # back-off, with jitter
+        [(message_id, reason)] = gave_up.calls
+        assert message_id == "flaky-1" and reason.startswith("gave up after 3 attempts")
+        assert reason.endswith("retriever: connection refused")
+        assert dead.headers[LAST_ERROR_HEADER] == "retriever: connection refused"
+    finally:
+        await amqp.stop_consumers(5)
+        await _cleanup(spec)
+
+
+async def test_the_time_budget_ends_retries_before_the_attempts_do(amqp: Amqp, spec: QueueSpec) -> None:
+    seen: list[int] = []
+    gave_up = GiveUpLog()
+    budget = RetryPolicy(attempts=100, budget_seconds=0.5, first_delay_seconds=0.2, max_delay_seconds=0.2)
+
+    async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        seen.append(attempt(message))
+        raise Unavailable("still down")
+
+    try:
+        await amqp.consume(replace(spec, retry=budget, on_give_up=gave_up), handler)
+        await amqp.publish(spec.routing_keys[0], _event("slow"))
+        assert len(await _dlq_messages(spec, 1)) == 1
+        assert 2 <= len(seen) <= 5 and len(gave_up.calls) == 1
+    finally:
+        await amqp.stop_consumers(5)
+        await _cleanup(spec)
+
+
+async def test_a_scheduled_retry_survives_a_restart_of_its_consumer(spec: QueueSpec) -> None:
+    url = os.environ["AMQP_URL"]
+    slow = replace(spec, retry=RetryPolicy(attempts=3, first_delay_seconds=1.0, max_delay_seconds=1.0))
+    failed_once = asyncio.Event()
+    delivered: asyncio.Queue[int] = asyncio.Queue()
+
+    async def failing(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        failed_once.set()
+        raise Unavailable("down")
+
+    async def working(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        await delivered.put(attempt(message))
+
+    try:
+        async with Amqp(url, name="first-worker") as first:
+            await first.consume(slow, failing)
+            await first.publish(spec.routing_keys[0], _event("survivor"))
+            await asyncio.wait_for(failed_once.wait(), 10)
+            await first.stop_consumers(5)
+        async with Amqp(url, name="second-worker") as second:  # the first worker is gone
+            await second.consume(slow, working)
+            assert await asyncio.wait_for(delivered.get(), 15) == 2
+            await second.stop_consumers(5)
+    finally:
+        await _cleanup(spec)
+
+
+async def test_a_give_up_whose_hook_failed_is_retried_without_running_the_handler_again(
+        amqp: Amqp, spec: QueueSpec) -> None:
+    calls = 0
+    gave_up = GiveUpLog(failures=1)
+
+    async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal calls
+        calls += 1
+        raise PermanentFailure("undecodable")
+
+    try:
+        await amqp.consume(replace(spec, on_give_up=gave_up), handler)
+        await amqp.publish(spec.routing_keys[0], _event("stubborn"))
+        assert len(await _dlq_messages(spec, 1)) == 1
+        assert calls == 1 and len(gave_up.calls) == 2
+    finally:
+        await amqp.stop_consumers(5)
+        await _cleanup(spec)
+
+
+async def test_a_queue_at_its_length_limit_refuses_publishes(amqp: Amqp, spec: QueueSpec) -> None:
+    bounded = replace(spec, max_length=2)
+    try:
+        await amqp.declare_queue(bounded)
+        accepted = 0
+        with pytest.raises(Unavailable):
+            for job in range(10):
+                await amqp.publish(spec.routing_keys[0], _event(f"job-{job}"))
+                accepted += 1
+        # A quorum queue checks its length before it enqueues, so it takes one past the limit.
+        assert accepted in (2, 3)
+        assert await _ready(spec.name) == accepted  # every accepted publish is there
+    finally:
+        await _cleanup(spec)
+
+
+async def test_a_queue_declared_earlier_with_other_arguments_is_used_as_it_is(amqp: Amqp, spec: QueueSpec) -> None:
+    received: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        await received.put(decode(message, events_pb2.JobProgress).job_id)
+
+    try:
+        await amqp.declare_queue(replace(spec, max_length=1000))  # an older release's arguments
+        await amqp.consume(spec, handler)
+        await amqp.publish(spec.routing_keys[0], _event("still-works"))
+        assert await asyncio.wait_for(received.get(), 10) == "still-works"
     finally:
         await amqp.stop_consumers(5)
         await _cleanup(spec)

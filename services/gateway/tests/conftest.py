@@ -217,7 +217,7 @@ from PIL import Image  # noqa: E402
 from genai.events.v1 import events_pb2  # noqa: E402
 from genai_common.amqp import Amqp, QueueSpec  # noqa: E402
 
-IMAGE_QUEUE = QueueSpec("imagegen.image-jobs", ("image.job.requested",), delivery_limit=10)
+IMAGE_QUEUE = QueueSpec("imagegen.image-jobs", ("image.job.requested",))
 
 
 class FakeImageWorker:

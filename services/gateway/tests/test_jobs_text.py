@@ -107,7 +107,7 @@ async def test_an_llm_refusal_fails_the_job_with_the_reason(jobs_gateway, fake_l
 
 
 async def test_an_unavailable_llm_is_retried_then_the_job_fails(jobs_gateway, fake_llm) -> None:
-    gw = await jobs_gateway(text_job_max_attempts=2)
+    gw = await jobs_gateway(text_job_retry_attempts=2)
     fake_llm.fail_status = 503
     [job] = await submit(gw, PROMPTS[:1])
     failed = await gw.until(job["id"], lambda j: j["status"] == "failed", timeout=20)

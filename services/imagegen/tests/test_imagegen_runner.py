@@ -148,10 +148,11 @@ async def test_renders_run_one_at_a_time(parts) -> None:
 
 
 class FakeMessage:
-    def __init__(self, event, delivery_count: int = 0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, event, headers: dict | None = None) -> None:  # type: ignore[no-untyped-def]
         self.body = event.SerializeToString()
         self.type = event.DESCRIPTOR.full_name
-        self.headers = {"x-delivery-count": delivery_count} if delivery_count else {}
+        self.headers = headers or {}
+        self.message_id = None
 
 
 def request(**changes) -> events_pb2.ImageJobRequested:
@@ -164,20 +165,21 @@ def request(**changes) -> events_pb2.ImageJobRequested:
     ({"n": 0}, "n must be"), ({"n": 9}, "n must be"), ({"width": 65}, "width"), ({"steps": 0}, "steps"),
     ({"prompt": " "}, "prompt"), ({"height": 4096}, "height"),
 ])
-async def test_an_invalid_job_is_failed_and_dead_lettered(parts, changes, why) -> None:
+async def test_an_invalid_job_is_refused_for_good_and_reported_failed(parts, changes, why) -> None:
     runner, renderer, sink, _root = parts
-    handler = ImageJobHandler(runner, sink, Limits(max_images=8, max_steps=50, max_side=1024), max_attempts=3)
-    with pytest.raises(PermanentFailure):
-        await handler(FakeMessage(request(**changes)))
-    assert [u.state for u in sink.updates] == [JobState.FAILED] and why in sink.updates[0].reason
+    handler = ImageJobHandler(runner, sink, Limits(max_images=8, max_steps=50, max_side=1024))
+    message = FakeMessage(request(**changes))
+    with pytest.raises(PermanentFailure, match=why):
+        await handler(message)
     assert renderer.rendered == []
+    await handler.give_up(message, "invalid job: " + why)  # what the queue's consumer does next
+    assert [u.state for u in sink.updates] == [JobState.FAILED] and why in sink.updates[0].reason
 
 
-async def test_a_job_that_keeps_being_interrupted_is_failed_after_max_attempts(parts) -> None:
-    runner, renderer, sink, _root = parts
-    handler = ImageJobHandler(runner, sink, Limits(8, 50, 1024), max_attempts=3)
-    await handler(FakeMessage(request(), delivery_count=2))  # the third attempt still runs
-    assert sink.updates[-1].state == JobState.SUCCEEDED
-    with pytest.raises(PermanentFailure):
-        await handler(FakeMessage(request(job_id="job-x"), delivery_count=3))
-    assert sink.of("job-x")[-1].state == JobState.FAILED and "3 interrupted attempts" in sink.of("job-x")[-1].reason
+async def test_giving_up_reports_the_job_failed_even_when_its_body_is_unreadable(parts) -> None:
+    runner, _renderer, sink, _root = parts
+    handler = ImageJobHandler(runner, sink, Limits(8, 50, 1024))
+    unreadable = FakeMessage(request(job_id="job-x"), headers={"job_id": "job-x"})
+    unreadable.body = b"\xff\xff not protobuf"
+    await handler.give_up(unreadable, "gave up after 5 attempts: blob store unavailable")
+    assert sink.of("job-x")[-1].state == JobState.FAILED and "5 attempts" in sink.of("job-x")[-1].reason

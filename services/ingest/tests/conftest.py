@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from pathlib import Path
 
 import aio_pika
 import pytest
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import Amqp, QueueSpec
+from genai_common.amqp import Amqp, QueueSpec, RetryPolicy
 from genai_common.blobs import FileBlobStore
 from genai_common.errors import InvalidInput, Unavailable
 from ingest.chunking import Chunk, ChunkingPolicy
@@ -78,7 +78,7 @@ class IngestRig:
     events: list[events_pb2.JobProgress] = field(default_factory=list)
 
     async def start(self) -> None:
-        await self.amqp.consume(self.spec, self.consumer.handle)
+        await self.amqp.consume(replace(self.spec, on_give_up=self.consumer.give_up), self.consumer.handle)
 
     async def upload(self, document_id: str, data: bytes, media_type: str = "text/plain",
                      filename: str = "doc.txt") -> events_pb2.DocumentUploaded:
@@ -137,7 +137,8 @@ class IngestRig:
 @pytest.fixture
 async def ingest_rig(tmp_path: Path, rabbit_url: str) -> AsyncIterator[IngestRig]:
     name = f"test.ingest.{uuid.uuid4().hex[:8]}"
-    spec = QueueSpec(name, routing_keys=("document.uploaded",), delivery_limit=2, prefetch=2)
+    spec = QueueSpec(name, routing_keys=("document.uploaded",), prefetch=2,
+                     retry=RetryPolicy(attempts=3, first_delay_seconds=0.1, max_delay_seconds=0.2))
     async with Amqp(rabbit_url, name="ingest-test") as amqp:
         connection = await aio_pika.connect(rabbit_url)
         channel = await connection.channel()
@@ -149,7 +150,7 @@ async def ingest_rig(tmp_path: Path, rabbit_url: str) -> AsyncIterator[IngestRig
         pipeline = IngestPipeline(blobs, Extractor(PdfLimits(wall_seconds=30, cpu_seconds=20)), indexer, progress,
                                   policy=ChunkingPolicy(target_chars=300, overlap_chars=60, max_chars=500),
                                   batch_chunks=4)
-        consumer = UploadConsumer(pipeline, progress, delivery_limit=spec.delivery_limit)
+        consumer = UploadConsumer(pipeline, progress)
         rig = IngestRig(amqp, blobs, indexer, spec, channel, progress_queue, consumer)
         try:
             yield rig
@@ -157,6 +158,6 @@ async def ingest_rig(tmp_path: Path, rabbit_url: str) -> AsyncIterator[IngestRig
             if indexer.gate is not None:
                 indexer.gate.set()
             await amqp.stop_consumers(1.0)
-            for queue in (name, f"{name}.dlq"):
+            for queue in (name, spec.dead_letter_queue, *map(spec.retry_queue, spec.retry.tiers())):
                 await channel.queue_delete(queue)
             await connection.close()

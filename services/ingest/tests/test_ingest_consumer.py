@@ -87,8 +87,9 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_after_the_limit_and
     await ingest_rig.upload(doc, TEXT.encode())
     failed = await ingest_rig.wait_for(doc, {FAILED, SUCCEEDED})
     assert failed.state == FAILED
-    assert failed.reason == "gave up after 3 attempts: retriever: fake retriever is down"
-    assert ingest_rig.indexer.calls == 3  # delivery limit 2 → 3 deliveries
+    assert failed.reason.startswith("gave up after 3 attempts")
+    assert failed.reason.endswith(": retriever: fake retriever is down")
+    assert ingest_rig.indexer.calls == 3  # the rig's retry policy allows 3 attempts
     [dead] = await ingest_rig.dead_letters(1)
     assert dead.message_id == doc
 

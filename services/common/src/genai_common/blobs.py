@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from genai_common.errors import InvalidInput, NotFound
@@ -92,12 +92,12 @@ class _FileWriter:
     def __init__(self, final: Path) -> None:
         self._final = final
         self._tmp = final.with_name(f".{final.name}.{os.getpid()}.{id(self):x}.part")
-        self._handle = None
+        self._handle: BinaryIO | None = None
 
     async def write(self, chunk: bytes) -> None:
         if self._handle is None:
             await asyncio.to_thread(self._final.parent.mkdir, parents=True, exist_ok=True)
-            self._handle = await asyncio.to_thread(self._tmp.open, "wb")
+            self._handle = await asyncio.to_thread(_open_for_writing, self._tmp)
         await asyncio.to_thread(self._handle.write, chunk)
 
     async def commit(self) -> None:
@@ -115,7 +115,11 @@ class _FileWriter:
         await asyncio.to_thread(self._tmp.unlink, True)
 
 
-def _fsync_close(handle) -> None:  # type: ignore[no-untyped-def]
+def _open_for_writing(path: Path) -> BinaryIO:
+    return path.open("wb")
+
+
+def _fsync_close(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
@@ -125,7 +129,8 @@ def open_blob_store(url: str) -> FileBlobStore:
     """`file://./var/blobs` (relative to the working directory) or `file:///abs/path`."""
     parsed = urlparse(url)
     if parsed.scheme != "file":
-        raise ValueError(f"unsupported BLOB_STORE_URL scheme {parsed.scheme!r}: use file:// (a local dir or mounted volume)")
+        raise ValueError(f"unsupported BLOB_STORE_URL scheme {parsed.scheme!r}: "
+                         "use file:// (a local dir or mounted volume)")
     path = Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
     path.mkdir(parents=True, exist_ok=True)
     return FileBlobStore(path)

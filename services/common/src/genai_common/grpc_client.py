@@ -9,15 +9,25 @@ and reach replicas an autoscaler added. A plain `host:port` target resolves thro
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 
-from genai_common.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, ServiceError, Unavailable
+from genai_common.errors import (
+    Conflict,
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 from genai_common.grpc_server import REQUEST_ID_KEY
 from genai_common.logging import request_id_var
 
+T = TypeVar("T")
 
 # The deadline of a call made without `timeout=`: a forgotten deadline must not mean "forever".
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -69,7 +79,7 @@ def open_channel(
 
 
 def error_from_rpc(exc: grpc.aio.AioRpcError, peer: str) -> ServiceError:
-    """Translate a failed call into the caller's error hierarchy."""
+    """Translate a failed call into the caller's error hierarchy (the inverse of the server's map)."""
     code = exc.code()
     detail = f"{peer}: {exc.details() or code.name}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -80,4 +90,21 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, peer: str) -> ServiceError:
         return NotFound(detail)
     if code == grpc.StatusCode.FAILED_PRECONDITION:  # what the server side makes of a Conflict
         return Conflict(detail)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return RateLimited(detail)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(detail)
     return Unavailable(detail)
+
+
+async def unary(method: Callable[..., Awaitable[T]], request: Any, *, deadline: float, peer: str,
+                wait_for_ready: bool = False) -> T:
+    """One unary RPC with its deadline; a failed call becomes a ServiceError naming `peer`.
+
+    `wait_for_ready` waits (within the deadline) for a channel that is reconnecting instead of
+    failing at once: for background work that should ride out a peer's restart.
+    """
+    try:
+        return await method(request, timeout=deadline, wait_for_ready=wait_for_ready)
+    except grpc.aio.AioRpcError as exc:
+        raise error_from_rpc(exc, peer) from exc

@@ -11,7 +11,8 @@ import uuid
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
-_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "color_message"}
+_RESERVED = (frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+             | {"message", "asctime", "color_message"})
 
 
 def new_request_id() -> str:

@@ -17,7 +17,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 _histograms: dict[tuple[int, str], Histogram] = {}
 
 
-def latency_histogram(name: str, doc: str, labels: tuple[str, ...] = (), registry: CollectorRegistry = REGISTRY) -> Histogram:
+def latency_histogram(name: str, doc: str, labels: tuple[str, ...] = (),
+                      registry: CollectorRegistry = REGISTRY) -> Histogram:
     """A latency histogram; asking twice for one name (two servers in one process) gives the same one."""
     key = (id(registry), name)
     if key not in _histograms:
@@ -63,7 +64,8 @@ class OpsServer:
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else "/"
             status, content_type, body = self._respond(path)
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+                    "Connection: close\r\n\r\n")
             writer.write(head.encode() + body)
             await writer.drain()
         except (TimeoutError, ConnectionError, ValueError):  # slow, gone, or a line over the reader's limit

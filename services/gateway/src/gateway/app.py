@@ -18,7 +18,7 @@ from gateway.db import open_engine, session_factory
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
 from gateway.migrate import ensure_schema
-from gateway.progress import PROGRESS_QUEUE, ProgressDispatcher
+from gateway.progress import ProgressDispatcher, progress_queue
 from gateway.settings import GatewaySettings
 from genai_common.amqp import Amqp
 from genai_common.blobs import open_blob_store
@@ -55,7 +55,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await _open_storage(app, settings, stack)
             for feature in FEATURES:
                 await feature.open_resources(app, settings, stack)
-            await app.state.amqp.consume(PROGRESS_QUEUE, app.state.progress.handle)
+            spec = progress_queue(settings.gateway_progress_retry_attempts,
+                                  settings.gateway_progress_retry_budget_seconds)
+            await app.state.amqp.consume(spec, app.state.progress.handle)
             stack.push_async_callback(app.state.amqp.stop_consumers, settings.shutdown_grace_seconds)
             yield
 

@@ -8,8 +8,7 @@ Unavailable) through `error_from_rpc`. The request id travels in the metadata: t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import grpc
 
@@ -17,11 +16,9 @@ from gateway.peer_models import Chunk, Passage, ScrapedPage
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
 from genai_common.errors import InvalidInput
-from genai_common.grpc_client import error_from_rpc
+from genai_common.grpc_client import unary
 
 __all__ = ["Chunk", "Passage", "RetrieverClient", "ScrapedPage", "ScraperClient"]
-
-T = TypeVar("T")
 
 _MODES = {
     None: retriever_pb2.SEARCH_MODE_UNSPECIFIED,
@@ -50,14 +47,6 @@ def _passage_from_pb(hit: retriever_pb2.Hit) -> Passage:
     )
 
 
-async def _call(method: Callable[..., Awaitable[T]], request: Any, timeout: float, peer: str) -> T:
-    """One RPC with its deadline; a failed call becomes a ServiceError."""
-    try:
-        return await method(request, timeout=timeout)
-    except grpc.aio.AioRpcError as exc:
-        raise error_from_rpc(exc, peer) from exc
-
-
 class ScraperClient:
     """`genai.scraper.v1.ScraperService` behind one typed method."""
 
@@ -69,7 +58,7 @@ class ScraperClient:
                      deadline: float | None = None) -> list[ScrapedPage]:
         """One page per URL, in request order; a page that failed says why in `outcome`/`reason`."""
         request = scraper_pb2.ScrapeRequest(urls=list(urls), max_chars_per_page=max_chars_per_page)
-        reply = await _call(self._stub.Scrape, request, deadline or self._deadline, "scraper")
+        reply = await unary(self._stub.Scrape, request, deadline=deadline or self._deadline, peer="scraper")
         return [_page_from_pb(p) for p in reply.pages]
 
 
@@ -90,7 +79,7 @@ class RetrieverClient:
         )
         if score_threshold is not None:
             request.score_threshold = score_threshold
-        reply = await _call(self._stub.Search, request, deadline or self._deadline, "retriever")
+        reply = await unary(self._stub.Search, request, deadline=deadline or self._deadline, peer="retriever")
         return [_passage_from_pb(h) for h in reply.hits]
 
     async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk],
@@ -100,16 +89,16 @@ class RetrieverClient:
             document_id=document_id, source_name=source_name,
             chunks=[retriever_pb2.Chunk(chunk_index=c.chunk_index, page=c.page, text=c.text) for c in chunks],
         )
-        reply = await _call(self._stub.Index, request, deadline or self._deadline, "retriever")
+        reply = await unary(self._stub.Index, request, deadline=deadline or self._deadline, peer="retriever")
         return reply.indexed
 
     async def delete_document(self, document_id: str, *, deadline: float | None = None) -> int:
         """Delete a document's vectors; returns how many were deleted (0 when none existed)."""
         request = retriever_pb2.DeleteDocumentRequest(document_id=document_id)
-        reply = await _call(self._stub.DeleteDocument, request, deadline or self._deadline, "retriever")
+        reply = await unary(self._stub.DeleteDocument, request, deadline=deadline or self._deadline, peer="retriever")
         return reply.deleted
 
     async def list_chunk_ids(self, document_id: str, *, deadline: float | None = None) -> list[str]:
         request = retriever_pb2.ListChunkIdsRequest(document_id=document_id)
-        reply = await _call(self._stub.ListChunkIds, request, deadline or self._deadline, "retriever")
+        reply = await unary(self._stub.ListChunkIds, request, deadline=deadline or self._deadline, peer="retriever")
         return list(reply.chunk_ids)

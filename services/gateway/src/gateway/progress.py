@@ -10,9 +10,14 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import JOB_PROGRESS, PermanentFailure, QueueSpec, decode
+from genai_common.amqp import JOB_PROGRESS, PermanentFailure, QueueSpec, RetryPolicy, decode
 
-PROGRESS_QUEUE = QueueSpec("gateway.job-progress", routing_keys=(JOB_PROGRESS,), delivery_limit=10, prefetch=32)
+PROGRESS_QUEUE_NAME = "gateway.job-progress"
+
+
+def progress_queue(attempts: int, budget_seconds: float) -> QueueSpec:
+    return QueueSpec(PROGRESS_QUEUE_NAME, routing_keys=(JOB_PROGRESS,), prefetch=32,
+                     retry=RetryPolicy(attempts=attempts, budget_seconds=budget_seconds))
 
 Applier = Callable[[events_pb2.JobProgress], Awaitable[None]]
 

@@ -60,8 +60,14 @@ class GatewaySettings(CommonSettings):
     # Batch text jobs answered at once by this gateway process (the consumer's prefetch).
     text_job_concurrency: int = 3
     text_job_queue: str = "gateway.text-jobs"
-    # Deliveries of one text job before it is recorded as failed (at most 9: the queue's limit is 10).
-    text_job_max_attempts: int = Field(default=3, ge=1, le=9)
+    # A text job the LLM failed (unavailable, timed out) is retried with back-off; after this many
+    # attempts or this long since the first failure it is recorded as failed.
+    text_job_retry_attempts: int = Field(default=5, ge=1)
+    text_job_retry_budget_seconds: float = Field(default=600.0, gt=0)
+    # A progress event the gateway could not apply (its database down) is retried with back-off
+    # for this long before it is dead-lettered (the records it would have moved stay as they are).
+    gateway_progress_retry_attempts: int = Field(default=20, ge=1)
+    gateway_progress_retry_budget_seconds: float = Field(default=1800.0, gt=0)
     jobs_sse_keepalive_seconds: float = 15.0
     # How often an event stream re-reads its job (another replica may have applied the update).
     jobs_sse_poll_seconds: float = 2.0

@@ -1,8 +1,10 @@
 """The AMQP edge: `image.job.requested` and `job.cancel.requested` in, `job.progress` out.
 
 Translates protobuf events to domain jobs and back; the runner never sees a message.
-Ack/requeue/dead-letter follow `genai_common.amqp.Consumer`: return -> ack (results are stored
-and the outcome reported), PermanentFailure -> dead-letter, any other error -> requeue.
+Ack, retry and dead-letter follow the queue's policy (`genai_common.amqp`): return -> ack
+(results are stored and the outcome reported), PermanentFailure (an invalid job) -> given up at
+once, any other error -> retried with back-off; `give_up` reports the job failed with the reason
+before the message is dead-lettered.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import (
-    IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, JOB_PROGRESS, Amqp, PermanentFailure, decode, delivery_count,
-)
+from genai_common.amqp import JOB_PROGRESS, Amqp, PermanentFailure, attempt, decode, header_text
 from imagegen.jobs import ImageJob, InvalidJob, JobState, JobUpdate, Limits
 from imagegen.metrics import JOBS
 from imagegen.runner import ImageJobRunner
@@ -59,29 +59,31 @@ class AmqpProgressSink:
 
 
 class ImageJobHandler:
-    def __init__(self, runner: ImageJobRunner, sink: AmqpProgressSink, limits: Limits, max_attempts: int) -> None:
-        self._runner, self._sink, self._limits, self._max_attempts = runner, sink, limits, max_attempts
+    def __init__(self, runner: ImageJobRunner, sink: AmqpProgressSink, limits: Limits) -> None:
+        self._runner, self._sink, self._limits = runner, sink, limits
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         job = job_from_event(decode(message, events_pb2.ImageJobRequested))
-        extra = {"job_id": job.job_id}
         try:
             job.validate(self._limits)
         except InvalidJob as exc:
-            await self._fail(job, f"invalid job: {exc}")
-            raise PermanentFailure(str(exc)) from exc
-        attempts = delivery_count(message)
-        if attempts >= self._max_attempts:
-            await self._fail(job, f"gave up after {attempts} interrupted attempts")
-            raise PermanentFailure(f"job {job.job_id} was delivered {attempts + 1} times")
-        log.info("job started", extra={**extra, "images": job.n, "steps": job.steps, "attempt": attempts + 1})
+            raise PermanentFailure(f"invalid job: {exc}") from exc
+        log.info("job started", extra={"job_id": job.job_id, "images": job.n, "steps": job.steps,
+                                       "attempt": attempt(message)})
         outcome = await self._runner.run(job)
         JOBS.labels(outcome.value).inc()
 
-    async def _fail(self, job: ImageJob, reason: str) -> None:
-        if job.job_id:
-            await self._sink.report(JobUpdate(job.job_id, JobState.FAILED, 0, reason=reason))
+    async def give_up(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """The queue's give-up hook: report the job failed (when its id can be found)."""
         JOBS.labels(JobState.FAILED.value).inc()
+        job_id = header_text(message, "job_id")
+        if not job_id:
+            try:
+                job_id = decode(message, events_pb2.ImageJobRequested).job_id
+            except PermanentFailure:
+                log.error("gave up on an image job message without a job id: %s", reason)
+                return
+        await self._sink.report(JobUpdate(job_id, JobState.FAILED, 0, reason=reason))
 
 
 class CancelHandler:

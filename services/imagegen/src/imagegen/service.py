@@ -13,7 +13,7 @@ import logging
 import uuid
 from contextlib import AsyncExitStack
 
-from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, QueueSpec
+from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, QueueSpec, RetryPolicy
 from genai_common.blobs import open_blob_store
 from genai_common.lifecycle import shutdown_event
 from genai_common.metrics import OpsServer
@@ -24,11 +24,6 @@ from imagegen.runner import ImageJobRunner
 from imagegen.settings import ImagegenSettings
 
 log = logging.getLogger(__name__)
-
-# Fixed on the queue (changing a quorum queue's arguments would fail its declaration); the handler
-# itself gives up after IMAGEGEN_MAX_ATTEMPTS deliveries and records why, well before this.
-QUEUE_DELIVERY_LIMIT = 10
-
 
 class Readiness:
     def __init__(self) -> None:
@@ -53,8 +48,10 @@ async def load_renderer(settings: ImagegenSettings) -> Renderer:
 async def start_consuming(amqp: Amqp, runner: ImageJobRunner, settings: ImagegenSettings) -> None:
     limits = Limits(settings.imagegen_max_images, settings.imagegen_max_steps, settings.imagegen_max_side)
     await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (JOB_CANCEL_REQUESTED,), CancelHandler(runner))
-    handler = ImageJobHandler(runner, AmqpProgressSink(amqp), limits, settings.imagegen_max_attempts)
-    spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), delivery_limit=QUEUE_DELIVERY_LIMIT, prefetch=1)
+    handler = ImageJobHandler(runner, AmqpProgressSink(amqp), limits)
+    retry = RetryPolicy(attempts=settings.imagegen_retry_attempts, budget_seconds=settings.imagegen_retry_budget_seconds)
+    spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), prefetch=1, retry=retry,
+                     on_give_up=handler.give_up)
     await amqp.consume(spec, handler)
 
 

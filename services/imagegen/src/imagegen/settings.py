@@ -33,9 +33,10 @@ class ImagegenSettings(CommonSettings):
 
     # The quorum work queue bound to `image.job.requested` (tests give each session its own).
     imagegen_queue: str = "imagegen.image-jobs"
-    # Deliveries of one job before it is recorded as failed and dead-lettered (crash loops, and
-    # shutdowns that interrupted it). At most 9: the queue's own delivery limit is 10.
-    imagegen_max_attempts: int = Field(default=5, ge=1, le=9)
+    # A job whose run fails (blob store or broker down) is retried with back-off; after this many
+    # attempts or this long since the first failure it is recorded as failed and dead-lettered.
+    imagegen_retry_attempts: int = Field(default=5, ge=1)
+    imagegen_retry_budget_seconds: float = Field(default=900.0, gt=0)
 
     # Limits a job must respect; a job outside them fails at once (it can never succeed).
     imagegen_max_images: int = Field(default=8, ge=1)

@@ -1,11 +1,13 @@
-"""The AMQP edge of the ingest worker: `document.uploaded` deliveries → pipeline → ack / retry / DLQ.
+"""The AMQP edge of the ingest worker: `document.uploaded` deliveries → pipeline → ack.
 
 - The handler returns (→ ack) only after the index write and the terminal progress event are
   confirmed; a document that cannot be read is a result (`failed` + reason), not an error.
-- An infrastructure error requeues the message; on the last delivery the broker allows, the
-  record is first marked failed with the reason, then the message is dead-lettered.
-- A body that does not decode is dead-lettered at once; the `document_id` header (or the
-  message id) still lets the record be marked failed.
+- An infrastructure error (retriever down, blob store unreadable, broker refusing progress)
+  raises: the queue's retry policy (`genai_common.amqp`) retries it with back-off, and when the
+  attempts or the time budget are spent, `give_up` marks the record failed with the reason
+  before the message is dead-lettered.
+- A body that does not decode is given up at once; the `document_id` header (or the message
+  id) still lets the record be marked failed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import logging
 from aio_pika.abc import AbstractIncomingMessage
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import PermanentFailure, decode, delivery_count
-from genai_common.errors import ServiceError
+from genai_common.amqp import PermanentFailure, decode, header_text
 from genai_common.logging import request_id_var
 from ingest import metrics
 from ingest.pipeline import IngestJob, IngestPipeline, ProgressSink, Report
@@ -33,71 +34,40 @@ def job_from_event(event: events_pb2.DocumentUploaded) -> IngestJob:
                      filename=event.filename or "document", media_type=event.media_type, sha256=event.sha256)
 
 
+def traced_document_id(message: AbstractIncomingMessage) -> str:
+    return header_text(message, "document_id") or (message.message_id or "")[:64]
+
+
 class UploadConsumer:
-    def __init__(self, pipeline: IngestPipeline, progress: ProgressSink, *, delivery_limit: int) -> None:
+    def __init__(self, pipeline: IngestPipeline, progress: ProgressSink) -> None:
         self._pipeline = pipeline
         self._progress = progress
-        self._delivery_limit = delivery_limit
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
-        traced_id = _traced_document_id(message)
-        token = request_id_var.set(traced_id or None)
+        token = request_id_var.set(traced_document_id(message) or None)
         try:
+            job = job_from_event(decode(message, events_pb2.DocumentUploaded))
             try:
-                job = job_from_event(decode(message, events_pb2.DocumentUploaded))
-            except PermanentFailure as exc:
-                await self._dead_letter_unreadable(traced_id, str(exc))
+                report = await self._pipeline.process(job)
+            except Exception:
+                metrics.DOCUMENTS.labels("retried").inc()
                 raise
-            await self._run(job, message)
+            _record(report)
         finally:
             request_id_var.reset(token)
 
-    async def _run(self, job: IngestJob, message: AbstractIncomingMessage) -> None:
-        attempt = delivery_count(message)
+    async def give_up(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """The queue's give-up hook: the record says why, then the message is dead-lettered."""
+        metrics.DOCUMENTS.labels("dead_lettered").inc()
+        document_id = traced_document_id(message)
         try:
-            report = await self._pipeline.process(job)
-        except (ServiceError, OSError) as exc:
-            await self._retry_or_give_up(job, attempt, _describe(exc))
-        except Exception as exc:  # a bug or an unexpected library error: retried, then dead-lettered
-            log.exception("ingest failed unexpectedly", extra={"document_id": job.document_id})
-            await self._retry_or_give_up(job, attempt, f"internal error ({type(exc).__name__})")
-        else:
-            _record(report)
-
-    async def _retry_or_give_up(self, job: IngestJob, attempt: int, reason: str) -> None:
-        if attempt < self._delivery_limit:
-            metrics.DOCUMENTS.labels("retried").inc()
-            log.warning("ingest attempt %d failed, will retry: %s", attempt + 1, reason,
-                        extra={"document_id": job.document_id})
-            raise RetryLater(reason)
-        final = f"gave up after {attempt + 1} attempts: {reason}"
-        await self._progress.failed(job.document_id, final, {})
-        metrics.DOCUMENTS.labels("dead_lettered").inc()
-        raise PermanentFailure(final)
-
-    async def _dead_letter_unreadable(self, document_id: str, why: str) -> None:
-        metrics.DOCUMENTS.labels("dead_lettered").inc()
+            decode(message, events_pb2.DocumentUploaded)
+        except PermanentFailure:
+            reason = UNREADABLE_EVENT.format(reason)
         if document_id:
-            await self._progress.failed(document_id, UNREADABLE_EVENT.format(why), {})
+            await self._progress.failed(document_id, reason, {})
         else:
-            log.error("undecodable document.uploaded without a document_id header: %s", why)
-
-
-class RetryLater(Exception):
-    """Requeue the delivery (the Consumer nacks with requeue on any non-permanent error)."""
-
-
-def _traced_document_id(message: AbstractIncomingMessage) -> str:
-    value = (message.headers or {}).get("document_id") or message.message_id or ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    return str(value)[:64]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ServiceError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"[:300]
+            log.error("gave up on a document.uploaded without a document id: %s", reason)
 
 
 def _record(report: Report) -> None:

@@ -2,29 +2,18 @@
 
 Calls wait for the channel to become ready (a retriever restart is ridden out) but never longer
 than their deadline; a failed call becomes a `ServiceError` (Unavailable, DeadlineExceeded, ...)
-through `genai_common.grpc_client.error_from_rpc`. (The gateway's `peers.RetrieverClient` is the
-same adapter for the gateway; services do not import each other, so this one stays here.)
+through `genai_common.grpc_client.unary`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import grpc
 
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
-from genai_common.grpc_client import error_from_rpc
+from genai_common.grpc_client import unary
 from ingest.chunking import Chunk
-
-T = TypeVar("T")
-
-
-async def _call(method: Callable[..., Awaitable[T]], request: Any, deadline: float) -> T:
-    try:
-        return await method(request, timeout=deadline, wait_for_ready=True)
-    except grpc.aio.AioRpcError as exc:
-        raise error_from_rpc(exc, "retriever") from exc
 
 
 class RetrieverIndexer:
@@ -39,8 +28,12 @@ class RetrieverIndexer:
             document_id=document_id, source_name=source_name,
             chunks=[retriever_pb2.Chunk(chunk_index=c.index, page=c.page, text=c.text) for c in chunks],
         )
-        return (await _call(self._stub.Index, request, self._index_deadline)).indexed
+        reply = await unary(self._stub.Index, request, deadline=self._index_deadline, peer="retriever",
+                            wait_for_ready=True)
+        return reply.indexed
 
     async def delete_document(self, document_id: str) -> int:
         request = retriever_pb2.DeleteDocumentRequest(document_id=document_id)
-        return (await _call(self._stub.DeleteDocument, request, self._delete_deadline)).deleted
+        reply = await unary(self._stub.DeleteDocument, request, deadline=self._delete_deadline, peer="retriever",
+                            wait_for_ready=True)
+        return reply.deleted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-from genai_common.amqp import Amqp, DOCUMENT_UPLOADED, QueueSpec
+from genai_common.amqp import DOCUMENT_UPLOADED, Amqp, GiveUp, QueueSpec, RetryPolicy
 from genai_common.blobs import open_blob_store
 from genai_common.grpc_client import open_channel
 from genai_common.lifecycle import shutdown_event
@@ -21,9 +21,10 @@ from ingest.settings import IngestSettings
 log = logging.getLogger(__name__)
 
 
-def queue_spec(settings: IngestSettings) -> QueueSpec:
-    return QueueSpec(settings.ingest_queue, routing_keys=(DOCUMENT_UPLOADED,),
-                     delivery_limit=settings.ingest_delivery_limit, prefetch=settings.ingest_prefetch)
+def queue_spec(settings: IngestSettings, on_give_up: GiveUp | None = None) -> QueueSpec:
+    retry = RetryPolicy(attempts=settings.ingest_retry_attempts, budget_seconds=settings.ingest_retry_budget_seconds)
+    return QueueSpec(settings.ingest_queue, routing_keys=(DOCUMENT_UPLOADED,), prefetch=settings.ingest_prefetch,
+                     retry=retry, on_give_up=on_give_up)
 
 
 def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: RetrieverIndexer) -> IngestPipeline:
@@ -52,9 +53,8 @@ async def run(settings: IngestSettings) -> None:
                                                   ready=lambda: consuming and amqp.is_connected))
         indexer = RetrieverIndexer(channel, index_deadline=settings.ingest_index_deadline_seconds)
         progress = AmqpProgress(amqp)
-        consumer = UploadConsumer(build_pipeline(settings, progress, indexer), progress,
-                                  delivery_limit=settings.ingest_delivery_limit)
-        await amqp.consume(queue_spec(settings), consumer.handle)
+        consumer = UploadConsumer(build_pipeline(settings, progress, indexer), progress)
+        await amqp.consume(queue_spec(settings, consumer.give_up), consumer.handle)
         consuming = True
         log.info("ingest consuming", extra={"queue": settings.ingest_queue, "prefetch": settings.ingest_prefetch})
         await stop.wait()

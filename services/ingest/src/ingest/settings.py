@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from genai_common.settings import CommonSettings
 
 
@@ -12,11 +14,14 @@ class IngestSettings(CommonSettings):
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = 9103
 
-    # The queue this worker owns (bound to `document.uploaded`), how many documents it holds at
-    # once, and how many deliveries a message gets before it is dead-lettered.
+    # The queue this worker owns (bound to `document.uploaded`) and how many documents it holds at
+    # once. A document whose processing fails (retriever or blob store down) is retried with
+    # back-off; after this many attempts or this long since the first failure it is recorded as
+    # failed and dead-lettered. The budget outlasts a retriever restart or a short outage.
     ingest_queue: str = "ingest.document-uploaded"
     ingest_prefetch: int = 4
-    ingest_delivery_limit: int = 5
+    ingest_retry_attempts: int = Field(default=10, ge=1)
+    ingest_retry_budget_seconds: float = Field(default=900.0, gt=0)
 
     # PDF parsing: child processes at once, and the limits each one runs under.
     ingest_parse_concurrency: int = 2

@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import TEXT_JOB_REQUESTED, QueueSpec
+from genai_common.amqp import TEXT_JOB_REQUESTED, QueueSpec, RetryPolicy
 from gateway.jobs.messaging import AmqpJobPublisher, ProgressApplier
 from gateway.jobs.notify import JobWatchers
 from gateway.jobs.prompt_filter import PromptFilter
@@ -29,11 +29,6 @@ from gateway.settings import GatewaySettings
 __all__ = ["open_resources", "router"]
 
 log = logging.getLogger(__name__)
-
-# Fixed on the queue (changing a quorum queue's arguments would fail its declaration); the worker
-# itself gives up after TEXT_JOB_MAX_ATTEMPTS deliveries and records why, well before this.
-TEXT_QUEUE_DELIVERY_LIMIT = 10
-
 
 
 def _limits(settings: GatewaySettings) -> JobLimits:
@@ -60,7 +55,9 @@ async def open_resources(app: FastAPI, settings: GatewaySettings, stack: AsyncEx
     app.state.progress.register(events_pb2.JOB_KIND_IMAGE, applier)
     app.state.progress.register(events_pb2.JOB_KIND_TEXT, applier)
     if llm is not None:
-        worker = TextJobWorker(service, LLMCompleter(llm), max_attempts=settings.text_job_max_attempts)
-        spec = QueueSpec(settings.text_job_queue, (TEXT_JOB_REQUESTED,), delivery_limit=TEXT_QUEUE_DELIVERY_LIMIT,
-                         prefetch=settings.text_job_concurrency)
-        await app.state.amqp.consume(spec, TextJobHandler(worker))
+        handler = TextJobHandler(TextJobWorker(service, LLMCompleter(llm)))
+        retry = RetryPolicy(attempts=settings.text_job_retry_attempts,
+                            budget_seconds=settings.text_job_retry_budget_seconds)
+        spec = QueueSpec(settings.text_job_queue, (TEXT_JOB_REQUESTED,), prefetch=settings.text_job_concurrency,
+                         retry=retry, on_give_up=handler.give_up)
+        await app.state.amqp.consume(spec, handler)

@@ -3,13 +3,13 @@
 Runs in the gateway process (its records are the gateway's); the consumer's prefetch is
 TEXT_JOB_CONCURRENCY, so with three slots a fourth prompt waits in the queue and its job shows
 `queued`. A job cancelled before its turn is skipped; one cancelled while the LLM answers keeps
-its `cancelled` state (the answer is dropped). Transient LLM failures are retried (requeued
-with a short back-off) up to TEXT_JOB_MAX_ATTEMPTS deliveries, then the job fails with the reason.
+its `cancelled` state (the answer is dropped). Transient LLM failures are retried by the queue's
+policy (back-off on the broker, TEXT_JOB_RETRY_ATTEMPTS / TEXT_JOB_RETRY_BUDGET_SECONDS); when it
+gives up, `give_up` fails the job with the reason. A refusal (400) fails the job at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -17,21 +17,22 @@ from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from genai.events.v1 import events_pb2
-from genai_common.amqp import decode, delivery_count
 from gateway.chat.llm import LLM, UpstreamError
 from gateway.jobs.metrics import TEXT_JOB_SECONDS
 from gateway.jobs.models import Status, Update
+from genai.events.v1 import events_pb2
+from genai_common.amqp import PermanentFailure, decode, header_text
+from genai_common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 STAGE = "generating"
 
 
-class CompletionFailed(Exception):
+class CompletionFailed(ServiceError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
-        self.message, self.retryable = message, retryable
+        self.retryable = retryable
 
 
 class Completer(Protocol):
@@ -69,14 +70,12 @@ class LLMCompleter:
 
 
 class TextJobWorker:
-    def __init__(self, records: JobRecords, completer: Completer, *, max_attempts: int,
-                 retry_backoff: float = 1.0) -> None:
+    def __init__(self, records: JobRecords, completer: Completer) -> None:
         self._records, self._completer = records, completer
-        self._max_attempts, self._backoff = max_attempts, retry_backoff
 
-    async def process(self, task: TextTask, attempt: int) -> None:
-        """`attempt` counts from 0. Returns when the job's record is final (or the job was skipped);
-        raises CompletionFailed to have the message redelivered."""
+    async def process(self, task: TextTask) -> None:
+        """Returns when the job's record is final (or the job was skipped); raises CompletionFailed
+        when the LLM failed in a way worth retrying."""
         # Moves a queued (or redelivered running) job to running; a cancelled, finished or unknown one stays.
         if not await self._records.apply(Update(task.job_id, Status.RUNNING, 0, stage=STAGE)):
             log.info("text job skipped (cancelled, finished or unknown)", extra={"job_id": task.job_id})
@@ -85,19 +84,16 @@ class TextJobWorker:
         try:
             text = await self._completer.complete(task.prompt, task.max_tokens, task.temperature)
         except CompletionFailed as exc:
-            await self._failed(task, exc, attempt)
+            if exc.retryable:
+                raise
+            await self.fail(task.job_id, exc.message)
             return
         finally:
             TEXT_JOB_SECONDS.observe(time.monotonic() - started)
         await self._records.apply(Update(task.job_id, Status.SUCCEEDED, 100, output_text=text))
 
-    async def _failed(self, task: TextTask, exc: CompletionFailed, attempt: int) -> None:
-        if exc.retryable and attempt + 1 < self._max_attempts:
-            log.warning("text job will be retried: %s", exc.message, extra={"job_id": task.job_id})
-            await asyncio.sleep(self._backoff * 2**attempt)
-            raise exc
-        attempts = f" (after {attempt + 1} attempts)" if exc.retryable else ""
-        await self._records.apply(Update(task.job_id, Status.FAILED, reason=f"{exc.message}{attempts}"))
+    async def fail(self, job_id: str, reason: str) -> None:
+        await self._records.apply(Update(job_id, Status.FAILED, reason=reason))
 
 
 class TextJobHandler:
@@ -108,5 +104,15 @@ class TextJobHandler:
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         event = decode(message, events_pb2.TextJobRequested)
-        task = TextTask(event.job_id, event.prompt, event.max_tokens, event.temperature)
-        await self._worker.process(task, delivery_count(message))
+        await self._worker.process(TextTask(event.job_id, event.prompt, event.max_tokens, event.temperature))
+
+    async def give_up(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """The queue's give-up hook: the job fails with the reason."""
+        job_id = header_text(message, "job_id")
+        if not job_id:
+            try:
+                job_id = decode(message, events_pb2.TextJobRequested).job_id
+            except PermanentFailure:
+                log.error("gave up on a text job message without a job id: %s", reason)
+                return
+        await self._worker.fail(job_id, reason)

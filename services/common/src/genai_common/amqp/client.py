@@ -1,0 +1,166 @@
+"""The process's one AMQP connection (aio-pika, robust): confirmed publishes, declared topology,
+consumers that ack only after the handler's effect is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
+from google.protobuf.message import Message
+
+from genai_common.amqp.consumer import Consumer, Handler
+from genai_common.amqp.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, PROTOBUF_CONTENT_TYPE, QueueSpec
+from genai_common.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_PUBLISH_ERRORS = (aio_pika.exceptions.AMQPError, aio_pika.exceptions.DeliveryError,
+                   aio_pika.exceptions.PublishError, ConnectionError, TimeoutError, RuntimeError)
+
+
+class Amqp:
+    """A confirmed publisher channel plus one channel per consumer."""
+
+    def __init__(self, url: str, *, name: str = "genai", publish_timeout: float = 10.0) -> None:
+        self._url = url
+        self._name = name
+        self._publish_timeout = publish_timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractRobustExchange | None = None
+        self._consumers: list[Consumer] = []
+
+    async def __aenter__(self) -> Amqp:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, deadline: float = 15.0) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._url, timeout=deadline, client_properties={"connection_name": self._name}
+        )
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await self._declare_exchanges(self._publish_channel)
+
+    @property
+    def is_connected(self) -> bool:
+        connection = self._connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    @staticmethod
+    async def _declare_exchanges(channel: AbstractRobustChannel) -> AbstractRobustExchange:
+        await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+
+    async def publish(self, routing_key: str, event: Message, *, message_id: str | None = None,
+                      headers: Mapping[str, str] | None = None) -> None:
+        """Publish persistent with a broker confirm; raises Unavailable if not confirmed, unroutable
+        or refused (a queue at its length limit).
+
+        `headers` (small string values, e.g. `document_id`) let a consumer trace a message whose
+        body it cannot decode.
+        """
+        assert self._exchange is not None, "connect() first"
+        message = aio_pika.Message(
+            body=event.SerializeToString(),
+            content_type=PROTOBUF_CONTENT_TYPE,
+            type=event.DESCRIPTOR.full_name,
+            message_id=message_id or uuid.uuid4().hex,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=dict(headers) if headers else None,
+        )
+        try:
+            await self._exchange.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout)
+        except _PUBLISH_ERRORS as exc:
+            raise Unavailable(f"message broker did not accept {routing_key}: {type(exc).__name__}",
+                              retry_after=1.0) from exc
+
+    async def publish_to_queue(self, queue: str, message: aio_pika.Message) -> None:
+        """Publish straight to one queue (the default exchange), confirmed; raises Unavailable."""
+        assert self._publish_channel is not None, "connect() first"
+        try:
+            await self._publish_channel.default_exchange.publish(
+                message, queue, mandatory=True, timeout=self._publish_timeout)
+        except _PUBLISH_ERRORS as exc:
+            raise Unavailable(f"message broker did not accept a message for {queue}: {type(exc).__name__}") from exc
+
+    async def declare_queue(self, spec: QueueSpec, channel: AbstractRobustChannel | None = None) -> AbstractQueue:
+        """Declare a quorum work queue, its retry queues, bindings and dead-letter queue (idempotent)."""
+        assert self._connection is not None, "connect() first"
+        channel = channel or self._publish_channel
+        assert channel is not None
+        dlq = await channel.declare_queue(spec.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+        await dlq.bind(DEAD_LETTER_EXCHANGE, routing_key=spec.name)
+        for tier in spec.retry.tiers():
+            await channel.declare_queue(spec.retry_queue(tier), durable=True, arguments=spec.retry_queue_arguments())
+        queue = await self._declare_work_queue(spec, channel)
+        for key in spec.routing_keys:
+            await queue.bind(EXCHANGE, routing_key=key)
+        return queue
+
+    async def _declare_work_queue(self, spec: QueueSpec, channel: AbstractRobustChannel) -> AbstractQueue:
+        """A queue declared earlier with other arguments (an older release, another max length)
+        cannot be redeclared: run with the existing one and say how to apply the new arguments."""
+        assert self._connection is not None
+        probe = await self._connection.channel()
+        try:
+            await probe.declare_queue(spec.name, durable=True, arguments=spec.queue_arguments())
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            log.warning("queue %s exists with other arguments (%s); using it as it is. To apply %s, "
+                        "delete the queue once it is empty, or set a broker policy", spec.name, exc,
+                        spec.queue_arguments())
+            return await channel.declare_queue(spec.name, passive=True)
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+        return await channel.declare_queue(spec.name, durable=True, arguments=spec.queue_arguments())
+
+    async def consume(self, spec: QueueSpec, handler: Handler) -> Consumer:
+        """Declare `spec` on a channel of its own with `prefetch`, and start consuming.
+
+        The robust channel re-declares the queue and restores the consumer after a reconnect.
+        """
+        channel = await self._consumer_channel(spec.prefetch)
+        queue = await self.declare_queue(spec, channel)
+        return await self._start_consumer(Consumer(queue, handler, spec, retries=self))
+
+    async def consume_broadcast(self, name: str, routing_keys: Sequence[str], handler: Handler,
+                                *, prefetch: int = 16) -> Consumer:
+        """Consume every message with `routing_keys` on a queue of this process's own (a fan-out).
+
+        The queue is exclusive and auto-delete: it lives as long as this connection, so each
+        replica gets its own copy of each message (e.g. `job.cancel.requested`). `name` must be
+        unique per process (add a random suffix); the robust channel re-declares it after a reconnect.
+        """
+        channel = await self._consumer_channel(prefetch)
+        queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+        for key in routing_keys:
+            await queue.bind(EXCHANGE, routing_key=key)
+        return await self._start_consumer(Consumer(queue, handler))
+
+    async def _consumer_channel(self, prefetch: int) -> AbstractRobustChannel:
+        assert self._connection is not None, "connect() first"
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        await self._declare_exchanges(channel)
+        return channel
+
+    async def _start_consumer(self, consumer: Consumer) -> Consumer:
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def stop_consumers(self, grace: float) -> None:
+        await asyncio.gather(*(c.stop(grace) for c in self._consumers))
+        self._consumers.clear()

@@ -1,0 +1,58 @@
+"""Protobuf bodies in and out, and what a delivery says about its retries (our own headers)."""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+from aio_pika.abc import AbstractIncomingMessage
+from google.protobuf.message import DecodeError, Message
+
+M = TypeVar("M", bound=Message)
+
+# Our retry bookkeeping travels in headers we set, never in broker-version-dependent ones
+# (`x-delivery-count` changed meaning across RabbitMQ releases).
+ATTEMPT_HEADER = "x-genai-attempt"  # 1-based number of this delivery's attempt
+FIRST_FAILURE_HEADER = "x-genai-first-failure"  # unix seconds of the first failed attempt
+LAST_ERROR_HEADER = "x-genai-last-error"  # why the last attempt failed (for the DLQ's reader)
+
+
+class PermanentFailure(Exception):
+    """The message can never succeed (undecodable, invalid): dead-letter it now, no retry."""
+
+
+def decode(message: AbstractIncomingMessage, cls: type[M]) -> M:
+    """Parse a protobuf body, refusing a wrong type or bytes that do not parse."""
+    expected = cls.DESCRIPTOR.full_name
+    if message.type and message.type != expected:
+        raise PermanentFailure(f"expected a {expected} body, got type {message.type!r}")
+    event = cls()
+    try:
+        event.ParseFromString(message.body)
+    except DecodeError as exc:
+        raise PermanentFailure(f"undecodable {expected} body: {exc}") from exc
+    return event
+
+
+def attempt(message: AbstractIncomingMessage) -> int:
+    """Which attempt this delivery is: 1 for the first, 2 for the first retry..."""
+    value = (message.headers or {}).get(ATTEMPT_HEADER, 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def first_failure(message: AbstractIncomingMessage) -> float | None:
+    value = (message.headers or {}).get(FIRST_FAILURE_HEADER)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) -> str:
+    """A short string header (`document_id`, `job_id`) of a message whose body may not decode."""
+    value = (message.headers or {}).get(name) or ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return str(value)[:limit]
+
+
+def seconds_since_first_failure(message: AbstractIncomingMessage) -> float:
+    started = first_failure(message)
+    return 0.0 if started is None else max(0.0, time.time() - started)
