@@ -55,6 +55,6 @@ async def test_migrations_create_every_table_and_are_rerunnable(database_url: st
 
 async def test_replicas_wait_for_the_release_migration_on_postgresql(database_url: str) -> None:
     with pytest.raises(SchemaNotReady):
-        await wait_for_schema(database_url, timeout=0.5)
+        await wait_for_schema(database_url, wait_seconds=0.5)
     await migrate(database_url)  # what the chart's migration Job runs
-    await wait_for_schema(database_url, timeout=5)
+    await wait_for_schema(database_url, wait_seconds=5)

@@ -7,7 +7,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.chart import CHART, RELEASE, VALUE_SETS, component, container, env_of, named, render, render_set, uses_gpu
+from tests.deploy.chart import (
+    CHART,
+    RELEASE,
+    VALUE_SETS,
+    component,
+    container,
+    env_of,
+    named,
+    render,
+    render_set,
+    uses_gpu,
+)
 
 CPU_SERVICES = {"gateway", "scraper", "retriever"}
 
@@ -89,7 +100,8 @@ def test_no_cpu_autoscaler_ever_targets_a_gpu_workload(value_set: str) -> None:
     deployments = named(objects, "Deployment")
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
         target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
-        on_gpu = uses_gpu(target["spec"]["template"]["spec"]["containers"][0]) or component(target) in ("imagegen", "vllm")
+        on_gpu = uses_gpu(target["spec"]["template"]["spec"]["containers"][0])
+        on_gpu = on_gpu or component(target) in ("imagegen", "vllm")
         if on_gpu:
             assert all(m["type"] != "Resource" for m in hpa["spec"]["metrics"]), hpa["metadata"]["name"]
 

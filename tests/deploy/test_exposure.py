@@ -31,7 +31,8 @@ def test_the_ingress_lets_every_upload_the_gateway_accepts_through_and_keeps_str
 
 def test_annotations_from_values_are_kept() -> None:
     objects = render({"ingress": {"enabled": True, "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"}}})
-    assert one(objects, "Ingress", f"{RELEASE}-gateway")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    annotations = one(objects, "Ingress", f"{RELEASE}-gateway")["metadata"]["annotations"]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
 
 
 def test_the_http_route_routes_only_v1_without_a_request_timeout() -> None:

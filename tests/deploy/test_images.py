@@ -49,7 +49,8 @@ def test_an_image_installs_its_own_group_at_the_locked_versions(service: str) ->
     assert re.search(r"^USER \d+$", text, re.M), "numeric user: runAsNonRoot can check it"
     assert re.search(r"HOME=/tmp\b", text), "HOME on the writable /tmp volume"
     for requirement in requirements_for(PYPROJECT, service):
-        assert canonicalize_name(Requirement(requirement).name) in LOCKED, f"{requirement} is not pinned in requirements.lock"
+        name = canonicalize_name(Requirement(requirement).name)
+        assert name in LOCKED, f"{requirement} is not pinned in requirements.lock"
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -98,8 +99,8 @@ def _closure(requirements: list[str]) -> set[str]:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_group_covers_every_package_the_service_imports(service: str) -> None:
-    sources = [*(ROOT / "services" / service / "src").rglob("*.py"), *(ROOT / "services" / "common" / "src").rglob("*.py"),
-               *(ROOT / "proto").rglob("*.py")]
+    roots = [ROOT / "services" / service / "src", ROOT / "services" / "common" / "src", ROOT / "proto"]
+    sources = [path for root in roots for path in root.rglob("*.py")]
     installed = _closure(requirements_for(PYPROJECT, service))
     providers = metadata.packages_distributions()
     missing = {module for module in _imports(sources)
@@ -126,7 +127,8 @@ def _dockerignore() -> list[tuple[bool, re.Pattern[str]]]:
             continue
         negated = line.startswith("!")
         glob = line.lstrip("!").strip("/")
-        regex = re.escape(glob).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        regex = re.escape(glob).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
         patterns.append((negated, re.compile(regex)))
     return patterns
 
@@ -140,7 +142,8 @@ def test_the_build_context_holds_what_the_images_copy_and_nothing_else() -> None
                 for source in line.split()[1:-1]:
                     files = [f for f in tracked if f == source or f.startswith(source.rstrip("/") + "/")]
                     assert files, f"{service}: COPY {source} matches no file"
-                    assert not [f for f in files if _ignored(patterns, f)], f"{service}: {source} is left out of the context"
+                    left_out = [f for f in files if _ignored(patterns, f)]
+                    assert not left_out, f"{service}: {source} is left out of the context"
     for path in (".venv/bin/python", ".venv-checkov/bin/checkov", "var/gateway.db", "var/blobs/x", ".git/config",
                  "tests/deploy/chart.py", "services/gateway/tests/test_chat.py", "helm/genai/values.yaml",
                  "bench/results/x.json", "services/gateway/src/gateway/__pycache__/app.cpython-311.pyc"):

@@ -97,7 +97,8 @@ def test_every_pod_resolves_names_and_nothing_else_by_default(value_set: str) ->
 
 
 def test_the_scrapers_cluster_ranges_are_denied_even_when_public() -> None:
-    cluster = Cluster(render({"networkPolicy": {"clusterCIDRs": {"pods": "34.118.0.0/16", "pods6": "2600:1900:4000::/44"}}}))
+    ranges = {"pods": "34.118.0.0/16", "pods6": "2600:1900:4000::/44"}
+    cluster = Cluster(render({"networkPolicy": {"clusterCIDRs": ranges}}))
     assert not cluster.allows("scraper", "34.118.7.9", 443)
     assert not cluster.allows("scraper", "2600:1900:4000::10", 443)
     assert cluster.allows("scraper", "34.119.7.9", 443)
@@ -122,13 +123,15 @@ def test_external_dependencies_are_reached_on_their_ports_and_ranges_only() -> N
 
 
 def test_gpu_workloads_that_run_offline_have_no_internet() -> None:
-    cluster = Cluster(render({"vllm": {"modelCache": {"download": False}}, "imagegen": {"modelCache": {"download": False}}}))
+    offline = {"modelCache": {"download": False}}
+    cluster = Cluster(render({"vllm": offline, "imagegen": offline}))
     assert not cluster.allows("vllm", PUBLIC_V4, 443)
     assert not cluster.allows("imagegen", PUBLIC_V4, 443)
 
 
 def test_namespaces_of_prometheus_keda_and_the_ingress_controller_come_from_values() -> None:
-    cluster = Cluster(render({"networkPolicy": {"prometheus": {"namespaceLabels": {"kubernetes.io/metadata.name": "observability"}}}}))
+    labels = {"kubernetes.io/metadata.name": "observability"}
+    cluster = Cluster(render({"networkPolicy": {"prometheus": {"namespaceLabels": labels}}}))
     assert not cluster.allows("prometheus", "gateway", 8000)
     cluster.pods["prometheus"] = pod("prometheus", "observability", {"app": "prometheus"}, "10.244.9.3")
     assert cluster.allows("prometheus", "gateway", 8000)
@@ -138,7 +141,8 @@ def test_the_evaluator_follows_the_api_semantics() -> None:
     web = pod("web", "a", {"app": "web"}, "10.244.0.2")
     db = pod("db", "a", {"app": "db"}, "10.244.0.3")
     assert PolicySet([]).allows(web, db, 5432)  # no policy: everything flows
-    deny = {"kind": "NetworkPolicy", "metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    deny = {"kind": "NetworkPolicy", "metadata": {"namespace": "a"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
     assert not PolicySet([deny]).allows(web, db, 5432)
     assert PolicySet([deny]).allows(db, outside(PUBLIC_V4), 443)  # only ingress is isolated
     allow = {"kind": "NetworkPolicy", "metadata": {"namespace": "a"}, "spec": {

@@ -16,7 +16,17 @@ from ingest.settings import IngestSettings
 from retriever.settings import RetrieverSettings
 from scraper.settings import ScraperSettings
 from tests.deploy.chart import (
-    NAMESPACE, RELEASE, SERVICES, VALUE_SETS, component, container, env_of, named, pod_spec, render_set, values_of,
+    NAMESPACE,
+    RELEASE,
+    SERVICES,
+    VALUE_SETS,
+    component,
+    container,
+    env_of,
+    named,
+    pod_spec,
+    render_set,
+    values_of,
     workloads,
 )
 
@@ -63,7 +73,8 @@ def test_every_variable_in_a_pod_is_a_setting_of_that_service(value_set: str, se
     env = env_of(container(render_set(value_set), service))
     unknown = set(env) - setting_names(service) - LIBRARY_VARIABLES.get(service, set())
     if service == "gateway" and RENAMES_PENDING:
-        assert not unknown - RENAMED_GATEWAY_SETTINGS, f"gateway does not read {sorted(unknown - RENAMED_GATEWAY_SETTINGS)}"
+        others = unknown - RENAMED_GATEWAY_SETTINGS
+        assert not others, f"gateway does not read {sorted(others)}"
         pytest.xfail("the gateway setting renames of the code-health issue are not merged yet")
     assert not unknown, f"{service} does not read {sorted(unknown)}"
 
@@ -118,7 +129,8 @@ def test_every_reference_in_a_pod_resolves(value_set: str) -> None:
     objects = render_set(value_set)
     values = values_of(value_set)
     existing = _existing_names(values)
-    secrets = {name: set(s.get("stringData", {})) | set(s.get("data", {})) for name, s in named(objects, "Secret").items()}
+    secrets = {name: set(s.get("stringData", {})) | set(s.get("data", {}))
+               for name, s in named(objects, "Secret").items()}
     claims = set(named(objects, "PersistentVolumeClaim"))
     accounts = set(named(objects, "ServiceAccount"))
     for workload in workloads(objects):

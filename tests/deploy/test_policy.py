@@ -26,7 +26,8 @@ def test_checkov_passes_every_values_set(tmp_path: Path) -> None:
     assert done.returncode in (0, 1), done.stderr  # 1: checks failed (listed below)
     reports = json.loads(done.stdout)
     reports = reports if isinstance(reports, list) else [reports]
-    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for r in reports for c in r["results"]["failed_checks"]]
+    failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}"
+              for r in reports for c in r["results"]["failed_checks"]]
     assert not failed, "\n".join(failed)
     summary = reports[0]["summary"]
     assert summary["parsing_errors"] == 0 and summary["resource_count"] > 100 and summary["passed"] > 1000, summary

@@ -29,7 +29,8 @@ def _patched(config: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
             node = node[int(part)] if isinstance(node, list) else node[part]
         key: Any = int(last) if isinstance(node, list) else last
         if patch["op"] == "replace":
-            assert (key < len(node)) if isinstance(node, list) else (key in node), f"{profile['name']}: {patch['path']} missing"
+            exists = key < len(node) if isinstance(node, list) else key in node
+            assert exists, f"{profile['name']}: {patch['path']} replaces nothing"
         assert patch["op"] in ("add", "replace"), patch
         node[key] = patch["value"]
     return result

@@ -8,13 +8,27 @@ import helm_python
 import pytest
 
 from gateway.settings import GatewaySettings
-
 from tests.deploy.chart import (
-    NAMESPACE, RELEASE, SERVICES, VALUE_SETS, component, container, deployment, env_of, named, one, pod_spec,
-    render, render_set, uses_gpu, values_of, workloads,
+    NAMESPACE,
+    RELEASE,
+    SERVICES,
+    VALUE_SETS,
+    component,
+    container,
+    deployment,
+    env_of,
+    named,
+    one,
+    pod_spec,
+    render,
+    render_set,
+    uses_gpu,
+    values_of,
+    workloads,
 )
 
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+SCALERS = ("HorizontalPodAutoscaler", "ScaledObject")
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -66,7 +80,7 @@ def test_the_grace_period_follows_the_one_shutdown_value() -> None:
 def test_an_autoscaled_workload_does_not_render_replicas(value_set: str) -> None:
     """A `replicas` in the Deployment would reset the autoscaler's count on every upgrade."""
     objects = render_set(value_set)
-    scaled = {o["spec"]["scaleTargetRef"]["name"] for o in objects if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")}
+    scaled = {o["spec"]["scaleTargetRef"]["name"] for o in objects if o["kind"] in SCALERS}
     for name, workload in named(objects, "Deployment").items():
         assert ("replicas" in workload["spec"]) == (name not in scaled), name
 
@@ -100,7 +114,8 @@ def test_vllm_has_time_to_load_a_large_model_and_writable_caches() -> None:
     assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
     env = env_of(item)
     writable = {path: name for path, name in mounts.items() if not _read_only(item, path)}
-    for variable in ("HOME", "HF_HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "VLLM_CACHE_ROOT"):
+    caches = ("HOME", "HF_HOME", "XDG_CACHE_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "VLLM_CACHE_ROOT")
+    for variable in caches:
         path = env[variable]["value"]
         assert any(path == m or path.startswith(m + "/") for m in writable), f"{variable}={path} is not writable"
     assert "persistentVolumeClaim" in volumes[mounts["/models"]]  # the model survives restarts
@@ -130,7 +145,8 @@ def test_labels_carry_the_image_version_and_a_chart_bump_restarts_nothing(value_
     for workload in workloads(render_set(value_set)):
         labels = workload["spec"]["template"]["metadata"]["labels"]
         image = pod_spec(workload)["containers"][0]["image"]
-        assert labels["app.kubernetes.io/version"] == image.split("@")[0].rsplit(":", 1)[1], workload["metadata"]["name"]
+        tag = image.split("@")[0].rsplit(":", 1)[1]
+        assert labels["app.kubernetes.io/version"] == tag, workload["metadata"]["name"]
         assert not any(key.startswith("helm.sh/") for key in labels), workload["metadata"]["name"]
 
 
@@ -153,11 +169,14 @@ def test_every_object_name_is_scoped_to_the_release() -> None:
 def test_every_workload_that_can_have_two_replicas_has_a_disruption_budget(value_set: str) -> None:
     objects = render_set(value_set)
     budgets = {component(p): p for p in objects if p["kind"] == "PodDisruptionBudget"}
-    scalers = {o["spec"]["scaleTargetRef"]["name"]: o for o in objects if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")}
+    scalers = {o["spec"]["scaleTargetRef"]["name"]: o for o in objects if o["kind"] in SCALERS}
     for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
         name = workload["metadata"]["name"]
         scaler = scalers.get(name)
-        most = (scaler["spec"].get("maxReplicas") or scaler["spec"].get("maxReplicaCount")) if scaler else workload["spec"]["replicas"]
+        if scaler:
+            most = scaler["spec"].get("maxReplicas") or scaler["spec"].get("maxReplicaCount")
+        else:
+            most = workload["spec"]["replicas"]
         assert (component(workload) in budgets) == (most > 1), name
     for budget in budgets.values():
         assert budget["spec"]["maxUnavailable"] == 1

@@ -23,7 +23,9 @@ class NamedReplica(retriever_pb2_grpc.RetrieverServiceServicer):
     def __init__(self, name: str) -> None:
         self._name = name
 
-    async def Search(self, request: retriever_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> retriever_pb2.SearchResponse:
+    async def Search(
+        self, request: retriever_pb2.SearchRequest, context: grpc.aio.ServicerContext,
+    ) -> retriever_pb2.SearchResponse:
         return retriever_pb2.SearchResponse(hits=[retriever_pb2.Hit(text=self._name)])
 
 

@@ -49,7 +49,7 @@ async def test_a_replica_that_does_not_migrate_refuses_an_unmigrated_database(tm
 
 async def test_a_waiting_replica_starts_once_the_migration_has_run(tmp_path: Path) -> None:
     url = _url(tmp_path)
-    waiting = asyncio.create_task(wait_for_schema(url, timeout=60))
+    waiting = asyncio.create_task(wait_for_schema(url, wait_seconds=60))
     await asyncio.sleep(0)  # the replica is waiting before the Job runs
     assert not waiting.done()
     await migrate(url)

@@ -37,13 +37,13 @@ async def applied_revisions(engine: AsyncEngine) -> set[str]:
         return set(await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads()))
 
 
-async def wait_for_schema(url: str, timeout: float) -> None:
-    """Return once every migration is applied; SchemaNotReady after `timeout` seconds."""
+async def wait_for_schema(url: str, wait_seconds: float) -> None:
+    """Return once every migration is applied; SchemaNotReady after `wait_seconds`."""
     wanted = newest_revisions(url)
     engine = open_engine(url)
     applied: set[str] = set()
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(wait_seconds):
             while True:
                 try:
                     applied = await applied_revisions(engine)
@@ -54,7 +54,8 @@ async def wait_for_schema(url: str, timeout: float) -> None:
                 await asyncio.sleep(POLL_SECONDS)
     except TimeoutError:
         raise SchemaNotReady(
-            f"database schema is at {sorted(applied) or 'no revision'}, wanted {sorted(wanted)} after {timeout:g}s: "
+            f"database schema is at {sorted(applied) or 'no revision'}, wanted {sorted(wanted)} "
+            f"after {wait_seconds:g}s: "
             "run `python -m gateway.migrate` (the chart's migration Job) or set GATEWAY_MIGRATE_ON_START=true"
         ) from None
     finally:

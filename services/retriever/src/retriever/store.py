@@ -162,7 +162,10 @@ class QdrantChunkStore:
                 self._collection,
                 vectors_config={DENSE: models.VectorParams(size=identity.embedding_dim, distance=models.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-                metadata=wanted, **self._layout_args(),
+                metadata=wanted,
+                # Local mode has one shard and no replicas; a server spreads the collection.
+                shard_number=self._layout.shard_number if self._server else None,
+                replication_factor=self._layout.replication_factor if self._server else None,
             )
         except UnexpectedResponse as exc:
             if exc.status_code != 409:
@@ -172,11 +175,6 @@ class QdrantChunkStore:
             await client.create_payload_index(self._collection, "document_id", models.PayloadSchemaType.KEYWORD)
         log.info("created collection", extra={"collection": self._collection, **wanted})
         return True
-
-    def _layout_args(self) -> dict[str, int]:
-        if not self._server:  # local mode has no shards or replicas
-            return {}
-        return {"shard_number": self._layout.shard_number, "replication_factor": self._layout.replication_factor}
 
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         for start in range(0, len(records), UPSERT_BATCH):
