@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -13,7 +12,9 @@ M = TypeVar("M", bound=Message)
 # Our retry bookkeeping travels in headers we set, never in broker-version-dependent ones
 # (`x-delivery-count` changed meaning across RabbitMQ releases).
 ATTEMPT_HEADER = "x-genai-attempt"  # 1-based number of this delivery's attempt
-FIRST_FAILURE_HEADER = "x-genai-first-failure"  # unix seconds of the first failed attempt
+# Unix time of the first failed attempt, in integer milliseconds: AMQP tables carry a Python float
+# as a 32-bit float, which rounds today's timestamps by up to a minute.
+FIRST_FAILURE_HEADER = "x-genai-first-failure-ms"
 LAST_ERROR_HEADER = "x-genai-last-error"  # why the last attempt failed (for the DLQ's reader)
 
 
@@ -41,8 +42,13 @@ def attempt(message: AbstractIncomingMessage) -> int:
 
 
 def first_failure(message: AbstractIncomingMessage) -> float | None:
+    """Unix seconds of the first failed attempt, or None before any failure."""
     value = (message.headers or {}).get(FIRST_FAILURE_HEADER)
-    return float(value) if isinstance(value, (int, float)) else None
+    return value / 1000 if isinstance(value, int) else None
+
+
+def first_failure_header(started: float) -> int:
+    return int(started * 1000)
 
 
 def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) -> str:
@@ -52,7 +58,3 @@ def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) ->
         value = value.decode("utf-8", errors="replace")
     return str(value)[:limit]
 
-
-def seconds_since_first_failure(message: AbstractIncomingMessage) -> float:
-    started = first_failure(message)
-    return 0.0 if started is None else max(0.0, time.time() - started)
