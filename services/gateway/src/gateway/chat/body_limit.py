@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
 from genai_common.errors import PayloadTooLarge
@@ -52,6 +53,12 @@ class BodyLimitedRoute(APIRoute):
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
                 raise _too_large(limit)
-            return await handler(Request(request.scope, _counting(request.receive, limit)))
+            try:
+                return await handler(Request(request.scope, _counting(request.receive, limit)))
+            except HTTPException as exc:
+                # FastAPI answers any error while it reads the body with a 400: give the cap's own.
+                if isinstance(exc.__cause__, PayloadTooLarge):
+                    raise exc.__cause__ from None
+                raise
 
         return limited
