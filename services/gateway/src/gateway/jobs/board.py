@@ -95,7 +95,8 @@ class JobBoard:
 
     async def submit_text(self, request: TextRequest, idempotency_key: str | None) -> Submission:
         if not self._text_enabled:
-            raise Unavailable("batch text needs a language model and none is configured (LLM_BASE_URL)")
+            raise Unavailable("batch text needs a language model and none is configured (LLM_BASE_URL)",
+                              code="llm_not_configured")
         if len(request.prompts) > self._limits.max_text_prompts:
             raise _invalid("prompts", f"at most {self._limits.max_text_prompts} per request")
         if request.max_tokens > self._limits.max_text_tokens:
