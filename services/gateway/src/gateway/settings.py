@@ -32,7 +32,7 @@ class GatewaySettings(CommonSettings):
     llm_max_queue: int = Field(default=64, ge=0)
     # Without an LLM: retrieval-only chats in flight at once (sources + quoting); as many again
     # may wait for a slot, more are refused with 429.
-    gateway_retrieval_only_max_concurrency: int = Field(default=32, ge=1)
+    gateway_retrieval_only_max_concurrency: int = Field(default=64, ge=1)
 
     # Auth: unset -> open (warned at start).
     gateway_api_keys: CommaList[SecretStr] = []
