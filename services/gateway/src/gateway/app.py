@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from gateway import chat, documents, jobs
 from gateway.auth import ApiKeyAuth
+from gateway.console import mount_console
 from gateway.db import migrate, open_engine, session_factory
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
@@ -81,6 +82,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    mount_console(app)
     return app
 
 
