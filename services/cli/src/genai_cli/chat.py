@@ -11,8 +11,8 @@ from rich.console import Console
 
 from genai_cli.aio import run
 from genai_cli.client import Connection, Gateway
-from genai_cli.errors import CliError
-from genai_cli.output import clean, plain, stdout_console
+from genai_cli.errors import ApiError, CliError
+from genai_cli.output import clean, error_line, plain, stdout_console
 
 QUIT_WORDS = frozenset({"exit", "quit", ":q"})
 
@@ -34,7 +34,7 @@ def chat(
 
 
 def _conversation(connection: Connection, options: dict[str, Any], console: Console) -> None:
-    console.print("Ask anything; an empty line, 'exit' or Ctrl-D ends the session.")
+    console.print("Ask anything; 'exit' or Ctrl-D ends the session.")
     messages: list[dict[str, str]] = []
     while True:
         try:
@@ -42,13 +42,21 @@ def _conversation(connection: Connection, options: dict[str, Any], console: Cons
         except (EOFError, KeyboardInterrupt):
             console.print()
             return
-        if not line or line.lower() in QUIT_WORDS:
+        if line.lower() in QUIT_WORDS:
             return
+        if not line:
+            continue
         messages.append({"role": "user", "content": line})
         try:
             answer = run(_ask(connection, messages, options, console))
         except KeyboardInterrupt:
             console.print("\n(answer interrupted)")
+            messages.pop()
+            continue
+        except CliError as exc:
+            if isinstance(exc, ApiError) and exc.status in (401, 403):
+                raise
+            error_line(exc.message)  # the session goes on, without this question
             messages.pop()
             continue
         messages.append({"role": "assistant", "content": answer})
