@@ -52,7 +52,8 @@ class Gateway:
         return (await self._send("GET", path)).content
 
     async def upload(self, path: Path) -> dict[str, Any]:
-        media_type = _MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        media_type = (_MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
+                      or "application/octet-stream")
         with path.open("rb") as handle:
             return await self.call("POST", "/v1/documents", files={"file": (path.name, handle, media_type)},
                                    timeout=UPLOAD_TIMEOUT)

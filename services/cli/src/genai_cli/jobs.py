@@ -45,14 +45,16 @@ def text(
                 reply = await gateway.call("POST", "/v1/jobs/text",
                                            json={"prompts": batch, "max_tokens": max_tokens, "temperature": temperature})
                 jobs.extend(reply["data"])
-            labels = {job["id"]: f"{n}. {shorten(i['prompt'], 40)}" for n, (job, i) in enumerate(zip(jobs, inputs, strict=True), 1)}
+            pairs = enumerate(zip(jobs, inputs, strict=True), 1)
+            labels = {job["id"]: f"{n}. {shorten(given['prompt'], 40)}" for n, (job, given) in pairs}
             return await _watch(gateway, labels, "text jobs", console)
 
     finals = run(body())
     with destination.open("w", encoding="utf-8") as handle:
         for given, job in zip(inputs, finals, strict=True):
-            handle.write(to_json({**given, "job_id": job["id"], "status": job["status"], "output_text": job.get("output_text"),
-                                  "error": (job.get("error") or {}).get("message")}, indent=None) + "\n")
+            result = {"job_id": job["id"], "status": job["status"], "output_text": job.get("output_text"),
+                      "error": (job.get("error") or {}).get("message")}
+            handle.write(to_json({**given, **result}, indent=None) + "\n")
     _summary(finals, console)
     console.print(plain(f"results: {destination}"))
     if any(j["status"] != "succeeded" for j in finals):
