@@ -14,6 +14,9 @@ import pytest
 
 from tests.support import rabbitmq
 
+# `one_machine_stack`: the whole platform as `make run` starts it, shared by the CLI and console tests.
+pytest_plugins = ("tests.support.stack",)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def session_broker_vhost() -> Iterator[str]:
