@@ -41,7 +41,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx  # noqa: E402
 import torch  # noqa: E402
 
-from imagegen.jobs import ImageJob  # noqa: E402
+from imagegen.domain import ImageJob  # noqa: E402
 from imagegen.pipeline import build_pipeline, configure_threads, resolve_dtype  # noqa: E402
 from imagegen.settings import TINY_RANDOM  # noqa: E402
 from imagegen.tiny import build_sdxl_unet  # noqa: E402

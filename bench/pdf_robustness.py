@@ -25,9 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _documents_stack import documents_stack  # noqa: E402
-
 import httpx  # noqa: E402
+from _documents_stack import documents_stack  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdf-robustness"
 BUDGET_SECONDS = 300.0

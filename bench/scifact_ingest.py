@@ -29,10 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import grpc  # noqa: E402
 import scifact_data  # noqa: E402
 from _documents_stack import Feed, Upload, documents_stack  # noqa: E402
-
-import grpc  # noqa: E402
 
 from genai.events.v1 import events_pb2  # noqa: E402
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc  # noqa: E402

@@ -15,7 +15,7 @@ import grpc
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
 
-MAX_QUERY_CHARS = 4000  # the real retriever's limit (retriever.service.RetrieverConfig.max_query_chars)
+MAX_QUERY_CHARS = 4000  # the real retriever's limit (retriever.retrieval.RetrieverConfig.max_query_chars)
 
 
 @dataclass

@@ -13,8 +13,8 @@ from PIL import Image
 from genai.events.v1 import events_pb2
 from genai_common.amqp import PermanentFailure
 from genai_common.blobs import FileBlobStore
-from imagegen.jobs import ImageJob, JobState, JobUpdate, Limits, OutOfMemory, WorkerStopping
-from imagegen.messaging import ImageJobHandler
+from imagegen.consumer import ImageJobHandler
+from imagegen.domain import ImageJob, JobState, JobUpdate, Limits, OutOfMemory, WorkerStopping
 from imagegen.runner import ImageJobRunner
 
 

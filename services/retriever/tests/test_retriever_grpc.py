@@ -11,7 +11,7 @@ from genai.retriever.v1 import retriever_pb2_grpc as pb_grpc
 from genai_common.grpc_server import GrpcServer
 from retriever.app import build_grpc_server
 from retriever.domain import chunk_point_id
-from retriever.service import Retriever
+from retriever.retrieval import Retriever
 from retriever.servicer import SERVICE_NAME
 from retriever.settings import RetrieverSettings
 

@@ -7,9 +7,9 @@ import signal
 
 import grpc
 import httpx
+from scraper_fakes import Reply, SeenRequest, article
 
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
-from scraper_fakes import Reply, SeenRequest, article
 from tests.support.procs import Service, free_port, grpc_serving
 
 PAGE = article("Night trains return", [

@@ -11,7 +11,7 @@ import pytest
 from scraper.addresses import Reach, classify, parse_ip_literal
 from scraper.body import BoundedDecoder, TooLarge, UnsupportedEncoding
 from scraper.extract import extract_page
-from scraper.service import request_budget
+from scraper.servicer import request_budget
 from scraper.settings import ScraperSettings
 
 

@@ -15,7 +15,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from PIL.Image import Image
 
-from imagegen.jobs import ImageJob, OutOfMemory
+from imagegen.domain import ImageJob, OutOfMemory
 from imagegen.settings import TINY_RANDOM
 from imagegen.tiny import build_tiny_pipeline
 

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-from imagegen.jobs import ImageJob, JobCancelled, JobState, JobUpdate, OutOfMemory, WorkerStopping
+from imagegen.domain import ImageJob, JobCancelled, JobState, JobUpdate, OutOfMemory, WorkerStopping
 from imagegen.metrics import BUSY, IMAGES, JOB_SECONDS, STEP_SECONDS
 from imagegen.pipeline import StepHook
 from imagegen.progress import ProgressPump, ProgressSink, ProgressThrottle, overall_progress

@@ -8,12 +8,12 @@ from contextlib import AsyncExitStack
 
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
-from genai_common.metrics import OpsServer
+from genai_common.ops_server import OpsServer
 from retriever.domain import CollectionIdentity, SearchMode
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
 from retriever.metrics import RetrieverMetrics
+from retriever.retrieval import Retriever, RetrieverConfig
 from retriever.servicer import SERVICE_NAME, register
-from retriever.service import Retriever, RetrieverConfig
 from retriever.settings import RetrieverSettings
 from retriever.sparse import Bm25Encoder
 from retriever.store import QdrantChunkStore

@@ -16,9 +16,9 @@ from contextlib import AsyncExitStack
 from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, QueueSpec, RetryPolicy
 from genai_common.blobs import open_blob_store
 from genai_common.lifecycle import shutdown_event
-from genai_common.metrics import OpsServer
-from imagegen.jobs import Limits
-from imagegen.messaging import AmqpProgressSink, CancelHandler, ImageJobHandler
+from genai_common.ops_server import OpsServer
+from imagegen.consumer import AmqpProgressSink, CancelHandler, ImageJobHandler
+from imagegen.domain import Limits
 from imagegen.pipeline import Renderer, build_pipeline, configure_threads, resolve_device, resolve_dtype
 from imagegen.runner import ImageJobRunner
 from imagegen.settings import ImagegenSettings

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 
+from datetime import UTC, datetime
+
 from aio_pika.abc import AbstractIncomingMessage
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from genai.events.v1 import events_pb2
 from genai_common.amqp import JOB_PROGRESS, Amqp, PermanentFailure, attempt, decode, header_text
-from imagegen.jobs import ImageJob, InvalidJob, JobState, JobUpdate, Limits
+from imagegen.domain import ImageJob, InvalidJob, JobState, JobUpdate, Limits
 from imagegen.metrics import JOBS
 from imagegen.runner import ImageJobRunner
 
@@ -32,12 +33,10 @@ _STATES = {
 
 
 def progress_event(update: JobUpdate) -> events_pb2.JobProgress:
-    emitted_at = Timestamp()
-    emitted_at.GetCurrentTime()
     return events_pb2.JobProgress(
         job_id=update.job_id, kind=events_pb2.JOB_KIND_IMAGE, state=_STATES[update.state],
         progress=update.progress, stage=update.stage, reason=update.reason,
-        result_keys=list(update.result_keys), stage_seconds=update.stage_seconds, emitted_at=emitted_at,
+        result_keys=list(update.result_keys), stage_seconds=update.stage_seconds, emitted_at=datetime.now(UTC),
     )
 
 
