@@ -140,14 +140,14 @@ class Feed:
 
         await asyncio.gather(*(one(u) for u in uploads))
 
-    async def wait(self, document_ids: list[str], timeout: float, report_every: float = 0.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait(self, document_ids: list[str], within: float, report_every: float = 0.0) -> None:
+        deadline = time.monotonic() + within
         wanted = set(document_ids)
         last_report = time.monotonic()
         while not wanted <= self.done.keys():
             if time.monotonic() > deadline:
                 missing = len(wanted - self.done.keys())
-                raise TimeoutError(f"{missing} of {len(wanted)} documents had no outcome after {timeout:.0f} s")
+                raise TimeoutError(f"{missing} of {len(wanted)} documents had no outcome after {within:.0f} s")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=1.0)

@@ -104,7 +104,8 @@ class RawPipeline:
         for index in range(shape.n):
             with torch.inference_mode():
                 self.pipe(prompt=job.prompt, width=shape.size, height=shape.size, num_inference_steps=shape.steps,
-                          guidance_scale=shape.guidance, generator=torch.Generator("cpu").manual_seed(job.image_seed(index)),
+                          guidance_scale=shape.guidance,
+                          generator=torch.Generator("cpu").manual_seed(job.image_seed(index)),
                           output_type="pil")
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()

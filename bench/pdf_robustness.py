@@ -120,7 +120,8 @@ def main() -> None:
         alive = stack.services["ingest"].process.poll() is None
     agree, no_outcome = report(rows, results)
     baseline = baseline_agreement(rows)
-    print(f"agreement with expected_class: ingest path {agree}/{len(rows)}, plain pypdf baseline {baseline}/{len(rows)}")
+    print(f"agreement with expected_class: ingest path {agree}/{len(rows)}, "
+          f"plain pypdf baseline {baseline}/{len(rows)}")
     print(f"files without an outcome: {no_outcome}; ingest worker alive at the end: {alive}")
     sys.exit(0 if alive and no_outcome == 0 and agree >= baseline else 1)
 

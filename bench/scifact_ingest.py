@@ -62,7 +62,7 @@ async def index_corpus(feed: Feed, corpus: dict[str, scifact_data.Document]) -> 
     await feed.store(uploads)
     started = time.perf_counter()
     await feed.publish(uploads)
-    await feed.wait(list(ids), timeout=6 * 3600, report_every=60)
+    await feed.wait(list(ids), within=6 * 3600, report_every=60)
     failed = [e for e in feed.done.values() if e.state != events_pb2.JOB_STATE_SUCCEEDED]
     if failed:
         raise SystemExit(f"{len(failed)} documents failed to index, e.g. {failed[0].reason}")
@@ -72,7 +72,8 @@ async def index_corpus(feed: Feed, corpus: dict[str, scifact_data.Document]) -> 
     return ids
 
 
-async def search_all(address: str, queries: dict[str, str], mode: int, ids: dict[str, str]) -> dict[str, dict[str, float]]:
+async def search_all(address: str, queries: dict[str, str], mode: int,
+                     ids: dict[str, str]) -> dict[str, dict[str, float]]:
     run: dict[str, dict[str, float]] = {}
     slots = asyncio.Semaphore(4)
     async with grpc.aio.insecure_channel(address) as channel:

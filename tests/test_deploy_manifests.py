@@ -17,7 +17,8 @@ KUBE_VERSION = "1.33"
 
 
 def render(values: dict | None = None) -> list[dict]:
-    files = helm_python.Chart.load(ROOT / "helm" / "genai").render(values or {}, name="genai", namespace="genai", is_install=True)
+    chart = helm_python.Chart.load(ROOT / "helm" / "genai")
+    files = chart.render(values or {}, name="genai", namespace="genai", is_install=True)
     return [doc for text in files.values() for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -71,7 +72,8 @@ def test_secrets_come_from_secret_refs_not_values(objects: list[dict]) -> None:
         assert "secretKeyRef" in env[secret]["valueFrom"], secret
 
 
-@pytest.mark.skipif(not (SHARED / "skaffold-schema").is_dir(), reason="shared k8s schemas not checked out beside the repo")
+@pytest.mark.skipif(not (SHARED / "skaffold-schema").is_dir(),
+                    reason="shared k8s schemas not checked out beside the repo")
 def test_skaffold_config_matches_its_schema() -> None:
     schema = json.loads((SHARED / "skaffold-schema" / "v4beta14.json").read_text())
     config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())

@@ -53,7 +53,8 @@ def job(job_id: str = "job-a", **changes) -> ImageJob:
 
 
 def pngs(root: Path, job_id: str) -> list[tuple[str, tuple[int, int]]]:
-    return [(p.name, Image.open(io.BytesIO(p.read_bytes())).size) for p in sorted((root / "images" / job_id).glob("*.png"))]
+    stored = sorted((root / "images" / job_id).glob("*.png"))
+    return [(p.name, Image.open(io.BytesIO(p.read_bytes())).size) for p in stored]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
+from tests.support.eventually import eventually
 
 TEXTS = [
     "The mitochondria is the powerhouse of the cell.",
@@ -86,9 +87,7 @@ async def test_a_cancelled_embed_keeps_its_slot_until_its_encode_thread_is_done(
     model = HeldModel()
     embedder = SentenceTransformerEmbedder(model, model_name="m", concurrency=1)  # type: ignore[arg-type]
     abandoned = asyncio.ensure_future(embedder.embed(["first"]))
-    async with asyncio.timeout(10):
-        while model.calls < 1:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: model.calls, lambda calls: calls >= 1, within=10, every=0.01, what="the first encode")
     abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned

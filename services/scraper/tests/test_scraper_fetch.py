@@ -83,7 +83,8 @@ async def test_the_request_deadline_bounds_every_url(site, make_scraper):
         raise AssertionError("unreachable")
 
     site.routes["/stall"] = stall
-    [page] = await local(make_scraper, site, scraper_fetch_timeout_seconds=60).scrape([site.url("/stall")], deadline=0.3)
+    patient = local(make_scraper, site, scraper_fetch_timeout_seconds=60)
+    [page] = await patient.scrape([site.url("/stall")], deadline=0.3)
 
     assert page.outcome is Outcome.TIMEOUT
 
@@ -113,7 +114,8 @@ async def test_a_gzip_bomb_is_stopped_at_the_decoded_cap(site, make_scraper):
 
 
 async def test_compressed_pages_are_decoded(site, make_scraper):
-    site.routes["/gz"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}, body=gzip.compress(PAGE))
+    site.routes["/gz"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
+                               body=gzip.compress(PAGE))
     site.routes["/deflate"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "deflate"},
                                     body=zlib.compress(PAGE))
 
@@ -125,7 +127,8 @@ async def test_compressed_pages_are_decoded(site, make_scraper):
 
 async def test_non_html_content_is_refused_without_reading_it(site, make_scraper):
     site.routes["/logo.png"] = Reply(headers={"Content-Type": "image/png"}, body=b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
-    site.routes["/notes.txt"] = Reply(headers={"Content-Type": "text/plain; charset=latin-1"}, body="café notes".encode("latin-1"))
+    site.routes["/notes.txt"] = Reply(headers={"Content-Type": "text/plain; charset=latin-1"},
+                                      body="café notes".encode("latin-1"))
 
     png, text = await local(make_scraper, site).scrape([site.url("/logo.png"), site.url("/notes.txt")], deadline=10)
 

@@ -223,7 +223,8 @@ async def test_ports_other_than_80_and_443_are_refused_unless_configured(make_sc
     widened = make_scraper(transport=internet, resolver=FakeResolver(DNS), scraper_allowed_ports=[80, 443, 8080])
     pages = await widened.scrape(urls, deadline=10)
     assert [p.outcome for p in pages] == [Outcome.OK, Outcome.BLOCKED, Outcome.BLOCKED]
-    assert [(c.address, c.port, c.host_header) for c in internet.connections] == [(PUBLIC_IP, 8080, "public.example:8080")]
+    connections = [(c.address, c.port, c.host_header) for c in internet.connections]
+    assert connections == [(PUBLIC_IP, 8080, "public.example:8080")]
 
 
 @pytest.mark.parametrize("url", [

@@ -47,9 +47,11 @@ async def load_renderer(settings: ImagegenSettings) -> Renderer:
 
 async def start_consuming(amqp: Amqp, runner: ImageJobRunner, settings: ImagegenSettings) -> None:
     limits = Limits(settings.imagegen_max_images, settings.imagegen_max_steps, settings.imagegen_max_side)
-    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (JOB_CANCEL_REQUESTED,), CancelHandler(runner))
+    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (JOB_CANCEL_REQUESTED,),
+                                 CancelHandler(runner))
     handler = ImageJobHandler(runner, AmqpProgressSink(amqp), limits)
-    retry = RetryPolicy(attempts=settings.imagegen_retry_attempts, budget_seconds=settings.imagegen_retry_budget_seconds)
+    retry = RetryPolicy(attempts=settings.imagegen_retry_attempts,
+                        budget_seconds=settings.imagegen_retry_budget_seconds)
     spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), prefetch=1, retry=retry,
                      on_give_up=handler.give_up)
     await amqp.consume(spec, handler)

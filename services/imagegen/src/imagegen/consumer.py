@@ -10,7 +10,6 @@ before the message is dead-lettered.
 from __future__ import annotations
 
 import logging
-
 from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage

@@ -51,7 +51,8 @@ def build_store(settings: RetrieverSettings) -> QdrantChunkStore:
                             timeout=settings.qdrant_timeout_seconds)
 
 
-def build_grpc_server(settings: RetrieverSettings, retriever: Retriever, metric_prefix: str = "retriever") -> GrpcServer:
+def build_grpc_server(settings: RetrieverSettings, retriever: Retriever,
+                      metric_prefix: str = "retriever") -> GrpcServer:
     return GrpcServer(
         host=settings.retriever_host, port=settings.retriever_port, metric_prefix=metric_prefix,
         service_names=[SERVICE_NAME], register=register(retriever),
@@ -97,7 +98,8 @@ async def run(settings: RetrieverSettings) -> None:
         server = build_grpc_server(settings, retriever)
         await server.start()
         serving = True
-        log.info("retriever serving", extra={"model": settings.embedding_model, "collection": settings.qdrant_collection,
+        log.info("retriever serving", extra={"model": settings.embedding_model,
+                                             "collection": settings.qdrant_collection,
                                              "default_mode": settings.retriever_search_mode})
         await stop.wait()
         serving = False

@@ -150,7 +150,8 @@ class QdrantChunkStore:
         try:
             await client.create_collection(
                 self._collection,
-                vectors_config={DENSE: models.VectorParams(size=identity.embedding_dim, distance=models.Distance.COSINE)},
+                vectors_config={
+                    DENSE: models.VectorParams(size=identity.embedding_dim, distance=models.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                 metadata=wanted,
             )
@@ -174,7 +175,8 @@ class QdrantChunkStore:
         self, vector: Sequence[float], *, limit: int, document_ids: Sequence[str] = (),
         score_threshold: float | None = None,
     ) -> list[ScoredChunk]:
-        return await self._query(list(map(float, vector)), DENSE, limit, _document_filter(document_ids), score_threshold)
+        return await self._query(list(map(float, vector)), DENSE, limit, _document_filter(document_ids),
+                                 score_threshold)
 
     async def search_sparse(
         self, vector: SparseVector, *, limit: int, document_ids: Sequence[str] = (),

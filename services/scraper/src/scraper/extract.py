@@ -23,7 +23,6 @@ from trafilatura.utils import load_html
 
 from scraper.domain import TEXT_TYPES
 
-
 # Seconds one page may take; set by `warm_up` in pool workers only (the timer needs the main
 # thread of a process of our own), 0 = no limit.
 _page_seconds = 0.0
