@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint venv services proto proto-check bench clean
+.PHONY: run test lint venv services proto proto-check bench clean settings-table
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: venv
 
 proto: venv
 	scripts/genproto.sh
+
+# The README's configuration table, from the services' settings classes.
+settings-table: venv
+	$(PY) scripts/settings_table.py
 
 bench: venv services
 	@for b in bench/*.py; do case $$b in */_*|*_data.py) continue;; esac; echo "== $$b"; $(PY) $$b --quick || exit 1; done

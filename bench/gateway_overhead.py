@@ -121,8 +121,9 @@ async def measure(llm_url: str, gateway_url: str, rag_url: str | None, n_seq: in
 
 
 def gateway_env(llm_port: int, port: int, tmp: Path, retriever: str, amqp_url: str) -> dict[str, str]:
-    return {"GATEWAY_PORT": str(port), "AMQP_URL": amqp_url, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1", "LLM_MODEL": "fake-model",
-            "GATEWAY_API_KEYS": API_KEY, "SCRAPER_ADDR": f"127.0.0.1:{free_port()}", "RETRIEVER_ADDR": retriever,
+    return {"GATEWAY_PORT": str(port), "AMQP_URL": amqp_url, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
+            "LLM_MODEL": "fake-model", "GATEWAY_API_KEYS": API_KEY, "SCRAPER_ADDR": f"127.0.0.1:{free_port()}",
+            "RETRIEVER_ADDR": retriever,
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway-{port}.db", "BLOB_STORE_URL": f"file://{tmp}/blobs"}
 
 

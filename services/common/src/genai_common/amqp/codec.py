@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -51,8 +50,3 @@ def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) ->
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
     return str(value)[:limit]
-
-
-def seconds_since_first_failure(message: AbstractIncomingMessage) -> float:
-    started = first_failure(message)
-    return 0.0 if started is None else max(0.0, time.time() - started)
