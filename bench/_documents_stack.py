@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout on sys.path (for tests.support) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(ROOT))
 
 import aio_pika  # noqa: E402

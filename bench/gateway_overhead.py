@@ -28,6 +28,7 @@ from pathlib import Path
 import openai
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout on sys.path (for tests.support) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(ROOT))
 
 from tests.support import rabbitmq  # noqa: E402

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout on sys.path (for tests.support) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -42,7 +43,7 @@ import httpx  # noqa: E402
 import torch  # noqa: E402
 
 from imagegen.domain import ImageJob  # noqa: E402
-from imagegen.pipeline import build_pipeline, configure_threads, resolve_dtype  # noqa: E402
+from imagegen.renderer import build_pipeline, configure_threads, resolve_dtype  # noqa: E402
 from imagegen.settings import TINY_RANDOM  # noqa: E402
 from imagegen.tiny import build_sdxl_unet  # noqa: E402
 from tests.support import rabbitmq  # noqa: E402

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -26,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -54,7 +54,7 @@ def _long_html() -> bytes:
 
 
 class _Pages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/slow":
             RELEASE.wait(30)  # longer than the gateway's scrape deadline
         body = _long_html() if self.path == "/long" else _html()

@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def tiny_renderer():
     import torch
 
-    from imagegen.pipeline import Renderer, build_pipeline
+    from imagegen.renderer import Renderer, build_pipeline
     from imagegen.settings import TINY_RANDOM
 
     torch.set_num_threads(1)  # as the worker does by default: fast on a busy machine

@@ -11,11 +11,11 @@ import aio_pika
 import pytest
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_PROGRESS, Amqp, RetryPolicy
+from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_PROGRESS, Amqp
 from genai_common.errors import Unavailable
-from imagegen.app import start_consuming
+from imagegen.app import queue_spec, start_consuming
 from imagegen.consumer import AmqpProgressSink
-from imagegen.pipeline import Renderer
+from imagegen.renderer import Renderer
 from imagegen.runner import ImageJobRunner
 from imagegen.settings import ImagegenSettings
 from tests.support.eventually import eventually
@@ -48,8 +48,8 @@ async def broker(rabbit_url: str) -> AsyncIterator[tuple[Amqp, aio_pika.abc.Abst
         channel = await connection.channel()
         yield amqp, channel, settings
         await amqp.stop_consumers(1.0)
-        name = settings.imagegen_queue
-        for queue in (name, f"{name}.dlq", *(f"{name}.retry.{tier}ms" for tier in RetryPolicy().tiers())):
+        spec = queue_spec(settings)
+        for queue in (spec.name, spec.dead_letter_queue, *map(spec.retry_queue, spec.retry.tiers())):
             await channel.queue_delete(queue)
 
 
@@ -78,7 +78,7 @@ async def test_a_job_whose_storage_keeps_failing_is_given_up_reported_failed_and
     assert update.reason.endswith("blob store: the volume is not mounted")
     assert blobs.calls == ATTEMPTS
 
-    dead_letters = await channel.get_queue(f"{settings.imagegen_queue}.dlq")
+    dead_letters = await channel.get_queue(queue_spec(settings).dead_letter_queue)
     dead = await eventually(lambda: dead_letters.get(fail=False, no_ack=True), lambda message: message is not None,
                             what="the job's message dead-lettered")
     assert dead is not None and dead.message_id == job_id

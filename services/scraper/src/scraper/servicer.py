@@ -44,7 +44,7 @@ class ScraperServicer(scraper_pb2_grpc.ScraperServiceServicer):
         self._max_urls = max_urls
         self._deadline_seconds = deadline_seconds
 
-    async def Scrape(  # noqa: N802 (gRPC method name)
+    async def Scrape(
         self, request: scraper_pb2.ScrapeRequest, context: grpc.aio.ServicerContext
     ) -> scraper_pb2.ScrapeResponse:
         urls = list(request.urls)
