@@ -14,7 +14,7 @@ import pytest
 
 from genai.events.v1 import events_pb2
 from genai_common.amqp import Amqp, PermanentFailure, QueueSpec, RetryPolicy, attempt, decode
-from genai_common.amqp.codec import LAST_ERROR_HEADER
+from genai_common.amqp.codec import FIRST_FAILURE_HEADER, LAST_ERROR_HEADER
 from genai_common.errors import InvalidInput, Unavailable
 from tests.support.eventually import eventually
 
@@ -164,19 +164,21 @@ async def test_a_failing_message_is_retried_with_back_off_then_given_up_with_the
 
 async def test_the_time_budget_ends_retries_before_the_attempts_do(
         amqp: Amqp, spec: QueueSpec, rabbit_url: str) -> None:
-    seen: list[int] = []
+    seen: list[tuple[int, float]] = []
     gave_up = GiveUpLog()
     budget = RetryPolicy(attempts=100, budget_seconds=0.5, first_delay_seconds=0.2, max_delay_seconds=0.2)
 
     async def handler(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        seen.append(attempt(message))
+        seen.append((attempt(message), time.time()))
         raise Unavailable("still down")
 
     try:
         await amqp.consume(replace(spec, retry=budget, on_give_up=gave_up), handler)
         await amqp.publish(spec.routing_keys[0], _event("slow"))
-        assert len(await _dlq_messages(rabbit_url, spec, 1)) == 1
+        [dead] = await _dlq_messages(rabbit_url, spec, 1)
         assert 2 <= len(seen) <= 5 and len(gave_up.calls) == 1
+        # The first failure is recorded to the millisecond (a float header would be a minute off).
+        assert dead.headers[FIRST_FAILURE_HEADER] / 1000 == pytest.approx(seen[0][1], abs=0.1)
     finally:
         await amqp.stop_consumers(5)
 

@@ -12,7 +12,9 @@ M = TypeVar("M", bound=Message)
 # Our retry bookkeeping travels in headers we set, never in broker-version-dependent ones
 # (`x-delivery-count` changed meaning across RabbitMQ releases).
 ATTEMPT_HEADER = "x-genai-attempt"  # 1-based number of this delivery's attempt
-FIRST_FAILURE_HEADER = "x-genai-first-failure"  # unix seconds of the first failed attempt
+# Unix time of the first failed attempt, in whole milliseconds: an AMQP table carries a Python
+# float as 32 bits, which is about a minute off at today's dates (and made budgets end at random).
+FIRST_FAILURE_HEADER = "x-genai-first-failure-ms"
 LAST_ERROR_HEADER = "x-genai-last-error"  # why the last attempt failed (for the DLQ's reader)
 
 
@@ -40,8 +42,14 @@ def attempt(message: AbstractIncomingMessage) -> int:
 
 
 def first_failure(message: AbstractIncomingMessage) -> float | None:
+    """Unix seconds of the first failed attempt of this message, None before any failure."""
     value = (message.headers or {}).get(FIRST_FAILURE_HEADER)
-    return float(value) if isinstance(value, (int, float)) else None
+    return value / 1000 if isinstance(value, int) else None
+
+
+def first_failure_header(started: float) -> int:
+    """The FIRST_FAILURE_HEADER value for `started` (unix seconds)."""
+    return round(started * 1000)
 
 
 def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) -> str:

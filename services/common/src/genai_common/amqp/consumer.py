@@ -27,6 +27,7 @@ from genai_common.amqp.codec import (
     PermanentFailure,
     attempt,
     first_failure,
+    first_failure_header,
     header_text,
 )
 from genai_common.amqp.topology import QueueSpec
@@ -56,7 +57,8 @@ def describe(exc: BaseException) -> str:
 def retry_copy(message: AbstractIncomingMessage, next_attempt: int, started: float, reason: str,
                expiration_seconds: float) -> aio_pika.Message:
     headers: dict[str, Any] = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-death")}
-    headers.update({ATTEMPT_HEADER: next_attempt, FIRST_FAILURE_HEADER: started, LAST_ERROR_HEADER: reason[:300]})
+    headers.update({ATTEMPT_HEADER: next_attempt, FIRST_FAILURE_HEADER: first_failure_header(started),
+                    LAST_ERROR_HEADER: reason[:300]})
     return aio_pika.Message(
         body=message.body, content_type=message.content_type, type=message.type,
         message_id=message.message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
