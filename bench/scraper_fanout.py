@@ -157,9 +157,10 @@ async def bench(urls: int, runs: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--urls", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=0, help="fan-out runs (default 3, or 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (what `make bench` uses)")
     args = parser.parse_args()
-    return asyncio.run(bench(args.urls, args.runs))
+    return asyncio.run(bench(args.urls, args.runs or (2 if args.quick else 3)))
 
 
 if __name__ == "__main__":
