@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+# checkov (policy checks of the rendered chart) lives in a venv of its own: its pins clash with ours.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.lock | cut -d' ' -f1)
 
-.PHONY: run test lint venv services proto proto-check bench clean settings-table
+.PHONY: run test lint venv checkov services proto proto-check bench clean settings-table
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +20,21 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+$(CHECKOV_STAMP): requirements-checkov.lock
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -U pip
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.lock
+	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+checkov: $(CHECKOV_STAMP)
+
 services:
 	@scripts/ensure-services.sh
 
 run: venv services
 	$(PY) scripts/devstack.py
 
-test: venv services
+test: venv checkov services
 	$(PY) -m pytest
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, async rules) and mypy, configured in pyproject.toml.

@@ -11,6 +11,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.db import migrate, open_engine
+from gateway.migrate import SchemaNotReady, wait_for_schema
 
 ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
@@ -50,3 +51,10 @@ async def test_migrations_create_every_table_and_are_rerunnable(database_url: st
         await engine.dispose()
     assert {"documents", "jobs"} <= tables, tables
     assert heads == {"0001_documents", "0002_jobs"}
+
+
+async def test_replicas_wait_for_the_release_migration_on_postgresql(database_url: str) -> None:
+    with pytest.raises(SchemaNotReady):
+        await wait_for_schema(database_url, wait_seconds=0.5)
+    await migrate(database_url)  # what the chart's migration Job runs
+    await wait_for_schema(database_url, wait_seconds=5)

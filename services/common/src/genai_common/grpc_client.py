@@ -1,7 +1,14 @@
-"""grpc.aio client plumbing: one channel per peer with keepalive, request-id propagation, error mapping."""
+"""grpc.aio client plumbing: one channel per peer with keepalive, request-id propagation, error mapping.
+
+A channel balances its calls over every address its target resolves to (`round_robin`), so
+`dns:///scraper-headless:50051` spreads calls over every replica behind a headless Service; the
+servers bound each connection's age (`genai_common.grpc_server`), which makes clients re-resolve
+and reach replicas an autoscaler added. A plain `host:port` target resolves through DNS too.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +31,8 @@ T = TypeVar("T")
 
 # The deadline of a call made without `timeout=`: a forgotten deadline must not mean "forever".
 DEFAULT_DEADLINE_SECONDS = 30.0
+# One subchannel per resolved address, calls spread over the ready ones (the default picks one).
+ROUND_ROBIN_SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
 class _CallDefaultsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
@@ -51,12 +60,13 @@ class _CallDefaultsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 def open_channel(
     address: str, max_message_bytes: int = 32 * 1024 * 1024, *, default_timeout: float = DEFAULT_DEADLINE_SECONDS,
 ) -> grpc.aio.Channel:
-    """A channel with keepalive; pass `timeout=` (a deadline) on every call: a unary call made
-    without one gets `default_timeout` seconds."""
+    """A round-robin channel with keepalive; pass `timeout=` (a deadline) on every call: a unary
+    call made without one gets `default_timeout` seconds."""
     return grpc.aio.insecure_channel(
         address,
         interceptors=[_CallDefaultsInterceptor(default_timeout)],
         options=[
+            ("grpc.service_config", ROUND_ROBIN_SERVICE_CONFIG),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),

@@ -28,6 +28,12 @@ from genai_common.metrics import latency_histogram
 log = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = "x-request-id"
+# A connection older than this is closed (GOAWAY) once its calls finish, so clients re-resolve the
+# service name and spread over replicas that started after they connected.
+MAX_CONNECTION_AGE_SECONDS = 60.0
+# Calls still running on a closing connection get this long: more than the longest call deadline
+# a client sets (ingest's Index, 120 s).
+MAX_CONNECTION_AGE_GRACE_SECONDS = 150.0
 
 _STATUS_OF: dict[type[ServiceError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
@@ -94,6 +100,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
 class GrpcServer:
     """One grpc.aio server with health and reflection; health flips to NOT_SERVING on stop.
+    Connections live at most `max_connection_age` seconds (see MAX_CONNECTION_AGE_SECONDS).
 
     `register` adds the service's servicers; `service_names` are their full names
     (for health and reflection), e.g. `retriever_pb2.DESCRIPTOR.services_by_name[...].full_name`.
@@ -102,6 +109,8 @@ class GrpcServer:
     def __init__(
         self, *, host: str, port: int, metric_prefix: str, service_names: Sequence[str],
         register: Callable[[grpc.aio.Server], None], max_message_bytes: int = 32 * 1024 * 1024,
+        max_connection_age: float = MAX_CONNECTION_AGE_SECONDS,
+        max_connection_age_grace: float = MAX_CONNECTION_AGE_GRACE_SECONDS,
     ) -> None:
         self._address = f"{host}:{port}"
         self._service_names = list(service_names)
@@ -113,6 +122,8 @@ class GrpcServer:
                 ("grpc.max_send_message_length", max_message_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.max_connection_age_ms", int(max_connection_age * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace * 1000)),
             ],
         )
         register(self._server)

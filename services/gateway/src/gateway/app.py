@@ -14,9 +14,10 @@ from sqlalchemy import text
 
 from gateway import chat, documents, jobs
 from gateway.auth import ApiKeyAuth
-from gateway.db import migrate, open_engine, session_factory
+from gateway.db import open_engine, session_factory
 from gateway.errors import install_error_handlers
 from gateway.middleware import RequestContextMiddleware
+from gateway.migrate import ensure_schema
 from gateway.progress import ProgressDispatcher, progress_queue
 from gateway.settings import GatewaySettings
 from genai_common.amqp import Amqp
@@ -30,7 +31,7 @@ DATABASE_CHECK_SECONDS = 2.0
 
 
 async def _open_storage(app: FastAPI, settings: GatewaySettings, stack: AsyncExitStack) -> None:
-    await migrate(settings.database_url)
+    await ensure_schema(settings)
     engine = open_engine(settings.database_url)
     stack.push_async_callback(engine.dispose)
     app.state.engine = engine

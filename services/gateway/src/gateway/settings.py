@@ -35,6 +35,11 @@ class GatewaySettings(CommonSettings):
 
     # Storage and messaging
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
+    # Bring the schema to the newest revision at start (one machine). In a cluster a Job runs
+    # `python -m gateway.migrate` once per release and replicas only wait for the schema.
+    gateway_migrate_on_start: bool = True
+    # How long a replica that does not migrate waits for the schema before it exits.
+    gateway_schema_wait_seconds: float = Field(default=600.0, gt=0)
     blob_store_url: str = "file://./var/blobs"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
 

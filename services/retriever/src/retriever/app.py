@@ -16,7 +16,7 @@ from retriever.retrieval import Retriever, RetrieverConfig
 from retriever.servicer import SERVICE_NAME, register
 from retriever.settings import RetrieverSettings
 from retriever.sparse import Bm25Encoder
-from retriever.store import QdrantChunkStore
+from retriever.store import CollectionLayout, QdrantChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ def build_sparse_encoder(settings: RetrieverSettings) -> Bm25Encoder:
 def build_store(settings: RetrieverSettings) -> QdrantChunkStore:
     if settings.qdrant_url:
         api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        layout = CollectionLayout(settings.qdrant_shard_number, settings.qdrant_replication_factor)
         return QdrantChunkStore(collection=settings.qdrant_collection, url=settings.qdrant_url, api_key=api_key,
-                                timeout=settings.qdrant_timeout_seconds)
+                                timeout=settings.qdrant_timeout_seconds, layout=layout)
     return QdrantChunkStore(collection=settings.qdrant_collection, path=settings.qdrant_path,
                             timeout=settings.qdrant_timeout_seconds)
 

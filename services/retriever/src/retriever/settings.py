@@ -28,6 +28,10 @@ class RetrieverSettings(CommonSettings):
     qdrant_path: str = "./var/qdrant"
     qdrant_collection: str = "genai_chunks"
     qdrant_timeout_seconds: float = Field(30.0, gt=0)
+    # Layout of a collection this retriever creates on a Qdrant server (distributed mode: shards
+    # spread over the nodes, each held by replication_factor nodes). Local mode has one shard.
+    qdrant_shard_number: int = Field(1, ge=1)
+    qdrant_replication_factor: int = Field(1, ge=1)
 
     # Search. Hybrid measured best on SciFact (bench/retrieval_modes.py).
     retriever_search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"

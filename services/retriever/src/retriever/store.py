@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from qdrant_client import AsyncQdrantClient, models
@@ -72,17 +73,26 @@ def _point(record: ChunkRecord) -> models.PointStruct:
     )
 
 
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a Qdrant server spreads a new collection: shards, and nodes holding each shard."""
+
+    shard_number: int = 1
+    replication_factor: int = 1
+
+
 class QdrantChunkStore:
     """Chunks in one collection; call `open()` first and `close()` at the end."""
 
     def __init__(
         self, *, collection: str, url: str | None = None, path: str | None = None, api_key: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = 30.0, layout: CollectionLayout = CollectionLayout(),
     ) -> None:
         if (url is None) == (path is None):
             raise ValueError("give exactly one of url (Qdrant server) or path (local mode, or ':memory:')")
         self._collection = collection
         self._server = url is not None
+        self._layout = layout
         self._client_args: dict[str, Any]
         if url is not None:
             self._client_args = {"url": url, "api_key": api_key, "timeout": max(1, int(timeout))}
@@ -154,6 +164,9 @@ class QdrantChunkStore:
                     DENSE: models.VectorParams(size=identity.embedding_dim, distance=models.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                 metadata=wanted,
+                # Local mode has one shard and no replicas; a server spreads the collection.
+                shard_number=self._layout.shard_number if self._server else None,
+                replication_factor=self._layout.replication_factor if self._server else None,
             )
         except UnexpectedResponse as exc:
             if exc.status_code != 409:

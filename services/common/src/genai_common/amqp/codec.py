@@ -12,8 +12,8 @@ M = TypeVar("M", bound=Message)
 # Our retry bookkeeping travels in headers we set, never in broker-version-dependent ones
 # (`x-delivery-count` changed meaning across RabbitMQ releases).
 ATTEMPT_HEADER = "x-genai-attempt"  # 1-based number of this delivery's attempt
-# Unix time of the first failed attempt, in whole milliseconds: an AMQP table carries a Python
-# float as 32 bits, which is about a minute off at today's dates (and made budgets end at random).
+# Unix time of the first failed attempt, in integer milliseconds: AMQP tables carry a Python float
+# as a 32-bit float, which rounds today's timestamps by up to a minute.
 FIRST_FAILURE_HEADER = "x-genai-first-failure-ms"
 LAST_ERROR_HEADER = "x-genai-last-error"  # why the last attempt failed (for the DLQ's reader)
 
@@ -42,14 +42,13 @@ def attempt(message: AbstractIncomingMessage) -> int:
 
 
 def first_failure(message: AbstractIncomingMessage) -> float | None:
-    """Unix seconds of the first failed attempt of this message, None before any failure."""
+    """Unix seconds of the first failed attempt, or None before any failure."""
     value = (message.headers or {}).get(FIRST_FAILURE_HEADER)
     return value / 1000 if isinstance(value, int) else None
 
 
 def first_failure_header(started: float) -> int:
-    """The FIRST_FAILURE_HEADER value for `started` (unix seconds)."""
-    return round(started * 1000)
+    return int(started * 1000)
 
 
 def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) -> str:
