@@ -55,7 +55,8 @@ async def _dlq_messages(url: str, spec: QueueSpec, expected: int) -> list[aio_pi
                 got.append(message)
             return len(got)
 
-        await eventually(take_one, lambda taken: taken >= expected, what=f"{expected} dead-lettered messages")
+        await eventually(take_one, lambda taken: taken >= expected, within=30,
+                         what=f"{expected} dead-lettered messages")
     return got
 
 
