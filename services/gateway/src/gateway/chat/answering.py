@@ -22,7 +22,7 @@ from gateway.chat.limiter import ConcurrencyLimiter
 from gateway.chat.metrics import TIME_TO_FIRST_TOKEN
 from gateway.chat.prompt import build_messages
 from gateway.chat.urls import without_urls
-from gateway.llm import Message
+from gateway.llm import Message, StreamChunk
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,14 @@ class ChatRequest:
 
 
 class ChatStream(Protocol):
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    """The events of a streamed answer: objects, or JSON texts relayed as the LLM sent them."""
+
+    def events(self) -> AsyncIterator[dict[str, Any] | bytes]: ...
     async def close(self) -> None: ...
 
 
 class UpstreamStream(Protocol):
-    def chunks(self) -> AsyncIterator[dict[str, Any]]: ...
+    def chunks(self) -> AsyncIterator[StreamChunk]: ...
     async def close(self) -> None: ...
 
 
@@ -77,7 +79,8 @@ class ChatAnswerer:
                 content = await _retrieval_only_answer(context, request)
                 return completion_body(content, RETRIEVAL_ONLY_MODEL, context)
             body = await self._llm.complete(_prompt(request, context), request.params)
-        return {**body, **sources_fields(context)}
+        body.update(sources_fields(context))
+        return body
 
     async def open_stream(self, request: ChatRequest) -> ChatStream:
         """Everything that can fail with an HTTP status happens here, before the response starts."""
@@ -111,7 +114,7 @@ class _StaticStream:
     def __init__(self, chunks: list[dict[str, Any]]) -> None:
         self._chunks = chunks
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
         for item in self._chunks:
             yield item
 
@@ -130,25 +133,28 @@ class _LLMChatStream:
         self._started = started
         self._closed = False
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """The LLM's chunks, then the sources on the last chunk: the usage chunk that
-        `stream_options.include_usage` asks for (it is the last one by the API), or one of ours."""
-        completion_id, model, created = new_completion_id(), "", int(time.time())
+    async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
+        """The LLM's chunks as they arrive (their JSON text unchanged), then the sources on the last
+        chunk: the usage chunk that `stream_options.include_usage` asks for (it is the last one by
+        the API), or one of ours."""
+        completion_id, model, created = "", "", 0
         first = True
         usage_chunk: dict[str, Any] | None = None
         async for item in self._upstream.chunks():
+            data = item.data
             if first:
                 TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - self._started)
                 first = False
-            completion_id = item.get("id") or completion_id
-            model = item.get("model") or model
-            created = item.get("created") or created
-            if not item.get("choices") and item.get("usage"):
-                usage_chunk = item
+            completion_id = data.get("id") or completion_id
+            model = data.get("model") or model
+            created = data.get("created") or created
+            if not data.get("choices") and data.get("usage"):
+                usage_chunk = data
                 continue
-            yield item
-        last = usage_chunk or chunk(completion_id, model, created, [])
-        yield {**last, **sources_fields(self._context)}
+            yield data if item.raw is None else item.raw
+        last = usage_chunk or chunk(completion_id or new_completion_id(), model, created or int(time.time()), [])
+        last.update(sources_fields(self._context))
+        yield last
 
     async def close(self) -> None:
         if self._closed:

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.chat.answering import ChatRequest, ChatStream
@@ -24,6 +24,7 @@ from gateway.chat.prompt import last_user_text
 from gateway.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from gateway.deps import Chat
 from gateway.errors import ClientGone, service_error_body
+from gateway.json_response import OrjsonResponse
 from gateway.sse import DONE, HEADERS, MEDIA_TYPE, sse_event
 from genai_common.errors import InvalidInput, ServiceError
 
@@ -109,7 +110,7 @@ def _record(mode: str, outcome: str, stream: bool, error: Exception | None = Non
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request, chat: Chat) -> JSONResponse | _SSEResponse:
+async def chat_completions(body: ChatCompletionRequest, request: Request, chat: Chat) -> OrjsonResponse | _SSEResponse:
     mode = chat.mode
     try:
         chat_request = _to_domain(body)
@@ -121,7 +122,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, chat: 
         _record(mode, outcome_of(exc), body.stream, exc)
         raise
     _record(mode, "ok", False)
-    return JSONResponse(answer)
+    return OrjsonResponse(answer)
 
 
 @router.get("/models")
