@@ -11,7 +11,7 @@ see the same machine noise; every ratio is against the direct figure of the same
 | --- | --- |
 | sequential, instant LLM | gateway adds <= 2 ms at p50 |
 | 64 concurrent, LLM answers after 200 ms | gateway p50 <= 1.1x direct (check: direct p50 within 5 % of 200 ms) |
-| 64 concurrent streams, 8 chunks 20 ms apart (the first 20 ms after the request) | total p50 <= 1.15x, time to first token p50 <= 1.5x |
+| 64 concurrent streams, 8 chunks 20 ms apart (the first too) | total p50 <= 1.15x, TTFT p50 <= 1.5x |
 | capacity: 64 concurrent, instant LLM | chats/s >= 30 % of a hello-world FastAPI app's requests/s |
 
     .venv/bin/python bench/gateway_overhead.py [--quick] [--rag]
@@ -23,7 +23,6 @@ store (the query embedding dominates it). Exits non-zero when a target or the ch
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile

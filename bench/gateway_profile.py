@@ -56,10 +56,12 @@ def layer_of(frames: list[str]) -> str:
     return "LLM client: other" if in_client else "other (stdlib, C calls)"
 
 
-def read_raw(path: Path) -> tuple[Counter[str], Counter[str], int]:
-    """Samples by layer and by innermost function, from py-spy's raw (collapsed) output."""
+def read_raw(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int]:
+    """Samples by layer, by innermost function and by function anywhere on the stack (inclusive),
+    from py-spy's raw (collapsed) output."""
     layers: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
     total = 0
     for text in path.read_text().splitlines():
         stack, _, count = text.rpartition(" ")
@@ -70,7 +72,9 @@ def read_raw(path: Path) -> tuple[Counter[str], Counter[str], int]:
         total += n
         layers[layer_of(frames)] += n
         leaves[_short(frames[-1])] += n
-    return layers, leaves, total
+        for function in {_short(frame) for frame in frames}:
+            inclusive[function] += n
+    return layers, leaves, inclusive, total
 
 
 def _short(frame: str) -> str:
@@ -89,7 +93,7 @@ async def drive(port: int, request: bytes, seconds: float, pid: int, out: Path) 
     cpu_before = sum(gateway.cpu_times()[:2])
     spy = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-        "--rate", "250", "--format", "raw", "--gil", "--full-filenames", "--nolineno", "--nonblocking",
+        "--rate", "250", "--format", "raw", "--gil", "--full-filenames", "--nolineno",
         "--output", str(out), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     samples, _ = await closed_loop(port, request, connections=WIDTH, seconds=seconds)
     cpu = sum(gateway.cpu_times()[:2]) - cpu_before
@@ -103,6 +107,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--quick", action="store_true", help="a 5-second window (make bench)")
     parser.add_argument("--top", type=int, default=15, help="innermost functions to list")
+    parser.add_argument("--inclusive", type=int, default=0, help="functions to list with what they call")
     args = parser.parse_args()
     seconds = 5.0 if args.quick else args.seconds
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp_dir:
@@ -115,7 +120,7 @@ def main() -> int:
         out = Path(tmp_dir) / "profile.txt"
         request = chat(gateway.gateway_port, stream=args.load == "stream", through_gateway=True)
         chats, cpu = uvloop.run(drive(gateway.gateway_port, request, seconds, gateway.gateway.process.pid, out))
-        layers, leaves, total = read_raw(out)
+        layers, leaves, inclusive, total = read_raw(out)
     per_chat = cpu / max(1, chats) * 1e6
     print(f"load: {args.load}, {WIDTH} concurrent, {seconds:g} s: {chats / seconds:,.0f} chats/s; gateway CPU "
           f"{cpu / seconds * 100:.0f} % of a core, {per_chat:,.0f} us per chat; {total} samples")
@@ -125,6 +130,9 @@ def main() -> int:
     print(f"\ninnermost functions (top {args.top}):")
     for function, n in leaves.most_common(args.top):
         print(f"  {n / total * 100:>5.1f}%  {function}")
+    print(f"\nfunctions with what they call (top {args.inclusive}):")
+    for function, n in inclusive.most_common(args.inclusive):
+        print(f"  {n / total * 100:>5.1f}% {per_chat * n / total:>6.0f} us  {function}")
     return 0
 
 

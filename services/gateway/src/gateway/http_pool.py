@@ -64,6 +64,11 @@ class HttpPool:
         self._next_address = 0
         self.connections_opened = 0
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a connection (the limit is reached)."""
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
     async def request(self, request: bytes, deadline: float) -> Response:
         """Send `request` (its head and body, as bytes); returns once the response head arrived.
         The caller must `release()` the response, whatever happens after."""

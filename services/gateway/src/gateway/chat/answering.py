@@ -73,12 +73,15 @@ class ChatAnswerer:
         return [await self._llm.model()] if self._llm is not None else [RETRIEVAL_ONLY_MODEL]
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        async with self._limiter.slot():
+        await self._limiter.acquire()
+        try:
             context = await self._gatherer.gather(request.context)
             if self._llm is None:
                 content = await _retrieval_only_answer(context, request)
                 return completion_body(content, RETRIEVAL_ONLY_MODEL, context)
             body = await self._llm.complete(_prompt(request, context), request.params)
+        finally:
+            self._limiter.release()
         body.update(sources_fields(context))
         return body
 

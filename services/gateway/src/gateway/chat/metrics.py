@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram
 
 from gateway.errors import ClientGone
@@ -17,6 +19,12 @@ TIME_TO_FIRST_TOKEN = Histogram("gateway_llm_time_to_first_token_seconds",
 # backend: scraper | retriever
 BACKEND_FAILURES = Counter("gateway_backend_failures_total",
                            "Chats that went on without a backend that failed or timed out", ("backend",))
+
+
+@cache
+def chat_counter(mode: str, outcome: str) -> Counter:
+    """The counter of one (mode, outcome): looked up once, not per chat (both label sets are closed)."""
+    return CHAT_REQUESTS.labels(mode, outcome)
 
 
 def backend_failed(backend: str) -> None:

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.chat.answering import ChatRequest, ChatStream
 from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
-from gateway.chat.metrics import CHAT_REQUESTS, outcome_of
+from gateway.chat.metrics import chat_counter, outcome_of
 from gateway.chat.prompt import last_user_text
 from gateway.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from gateway.deps import Chat
@@ -56,19 +56,27 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it (and its upstream calls) if the client goes away first."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive))
+    """Run `work` in this task, cancelling it (and its upstream calls) if the client goes away first."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _wait_for_disconnect(request.receive)
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:  # cancelled from outside (shutdown): not ours to turn into an answer
+            raise
+        task.uncancel()
+        raise ClientGone() from None
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait((task,))
-    if task.cancelled():
-        raise ClientGone()
-    return task.result()
 
 
 class _SSEResponse(StreamingResponse):
@@ -103,10 +111,11 @@ class _SSEResponse(StreamingResponse):
 
 
 def _record(mode: str, outcome: str, stream: bool, error: Exception | None = None) -> None:
-    CHAT_REQUESTS.labels(mode, outcome).inc()
+    chat_counter(mode, outcome).inc()
     if outcome == "upstream_error" and isinstance(error, ServiceError):
         log.warning("LLM call failed: %s", error.message)
-    log.info("chat finished", extra={"mode": mode, "outcome": outcome, "stream": stream})
+    if log.isEnabledFor(logging.INFO):
+        log.info("chat finished", extra={"mode": mode, "outcome": outcome, "stream": stream})
 
 
 @router.post("/chat/completions", response_model=None)
