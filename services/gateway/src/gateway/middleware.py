@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from functools import lru_cache
 
+from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import unexpected_error_response
@@ -21,6 +23,12 @@ HTTP_LATENCY = latency_histogram(
     "gateway_http_request_duration_seconds", "HTTP request latency until the response starts",
     ("method", "route", "status"),
 )
+
+
+@lru_cache(maxsize=1024)
+def _latency(method: str, route: str, status: int) -> Histogram:
+    """The histogram of one label set, looked up once, not per request."""
+    return HTTP_LATENCY.labels(method, route, str(status))
 
 
 class RequestContextMiddleware:
@@ -43,10 +51,8 @@ class RequestContextMiddleware:
                 started_response = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-                route = scope.get("route")
-                HTTP_LATENCY.labels(
-                    scope["method"], getattr(route, "path", "unmatched"), str(message["status"])
-                ).observe(time.perf_counter() - started)
+                route = getattr(scope.get("route"), "path", "unmatched")
+                _latency(scope["method"], route, message["status"]).observe(time.perf_counter() - started)
             await send(message)
 
         try:

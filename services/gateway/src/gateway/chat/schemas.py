@@ -64,7 +64,8 @@ class ChatCompletionRequest(BaseModel):
     genai: GenaiOptions = Field(default_factory=GenaiOptions)
 
     def llm_messages(self) -> list[dict[str, Any]]:
-        return [m.model_dump(exclude_none=True) for m in self.messages]
+        messages: list[dict[str, Any]] = self.model_dump(include={"messages"}, exclude_none=True)["messages"]
+        return messages
 
     def llm_params(self) -> dict[str, Any]:
         """The OpenAI fields the client set, for the LLM as given (n=1 is the default there too)."""
