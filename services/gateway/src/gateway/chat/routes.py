@@ -6,7 +6,6 @@ OpenAI shape. This module only counts how each chat ended.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -19,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.chat.answering import ChatRequest, ChatStream
 from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
+from gateway.chat.disconnect import cancelled_on_disconnect
 from gateway.chat.metrics import chat_counter, outcome_of
 from gateway.chat.prompt import last_user_text
 from gateway.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
@@ -50,37 +50,16 @@ def _to_domain(body: ChatCompletionRequest) -> ChatRequest:
     return ChatRequest(messages=messages, context=context, params=body.llm_params(), stream_options=stream_options)
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run `work` in this task, cancelling it (and its upstream calls) if the client goes away first."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        await _wait_for_disconnect(request.receive)
-        gone = True
-        task.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
+    """Run `work`, cancelling it (and its upstream calls) if the client goes away first."""
+    with cancelled_on_disconnect(request.receive):
         return await work
-    except asyncio.CancelledError:
-        if not gone:  # cancelled from outside (shutdown): not ours to turn into an answer
-            raise
-        task.uncancel()
-        raise ClientGone() from None
-    finally:
-        watcher.cancel()
+    raise ClientGone()  # reached only when the client went away
 
 
 class _SSEResponse(StreamingResponse):
-    """Streams a ChatStream as server-sent events and closes it however the response ends."""
+    """Streams a ChatStream as server-sent events and closes it however the response ends; stops
+    as soon as the client disconnects (one watcher task, not a task group per stream)."""
 
     def __init__(self, stream: ChatStream, on_close: Callable[[str], None]) -> None:
         self._stream = stream
@@ -102,9 +81,11 @@ class _SSEResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            with cancelled_on_disconnect(receive):
+                await self.stream_response(send)
         finally:
-            # A disconnect cancels the body: cut the upstream LLM response and free the slot.
+            # However it ended (done, the client gone, shutdown): cut the upstream LLM response and
+            # free the slot.
             with anyio.CancelScope(shield=True):
                 await self._stream.close()
             self._on_close(self._outcome)
