@@ -1,18 +1,26 @@
 """The LLM client's connections (`gateway.http_pool` under `gateway.llm.LLM`) against real HTTP
 servers: kept alive and reused, bounded by the limit, replaced after their maximum age with the
-host name resolved again (so replicas behind a Service share the chats), and a kept-alive
-connection the server closed costs no chat."""
+host name resolved again (so replicas behind a Service share the chats), a kept-alive
+connection the server closed costs no chat, and an https LLM's certificate must name its host."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import orjson
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway.http_pool import IDLE_SECONDS, HttpPool
 from gateway.llm import LLM
+from genai_common.errors import Unavailable
 from tests.fakes.fake_llm import FakeLLM
 from tests.support.eventually import eventually
 
@@ -159,3 +167,47 @@ async def test_a_kept_alive_connection_the_server_closed_is_retried_on_a_fresh_o
         await pool.close()
         server.close()
     assert closing.connections == 3 and closing.requests == 5  # two requests met a closing connection
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_an_https_llm_is_reached_with_its_name_verified(tmp_path: Path, clock: Clock) -> None:
+    cert, key = _self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    closing = ClosingServer()
+    server = await asyncio.start_server(closing.handle, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    async def localhost(host: str, port_: int) -> list[tuple[str, int]]:
+        return [("127.0.0.1", port_)]
+
+    def pool(name: str) -> HttpPool:
+        return HttpPool(f"https://{name}:{port}/v1", max_connections=1, max_age=60.0, connect_deadline=5.0,
+                        resolver=localhost, clock=clock, tls=trusted)
+
+    try:
+        good = pool("localhost")
+        assert (await _llm(good).complete(MESSAGES, {}))["choices"][0]["message"]["content"] == "ok"
+        await good.close()
+        wrong = pool("llm.other.test")  # the certificate names localhost only
+        with pytest.raises(Unavailable):
+            await _llm(wrong).complete(MESSAGES, {})
+        await wrong.close()
+    finally:
+        server.close()

@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
+import certifi
+
 from gateway.http_connection import Connection, HttpConnectionError, HttpError, HttpTimeout, Response
 
 IDLE_SECONDS = 4.0
@@ -43,7 +45,8 @@ async def resolve(host: str, port: int) -> list[tuple[str, int]]:
 
 class HttpPool:
     def __init__(self, base_url: str, *, max_connections: int, max_age: float, connect_deadline: float,
-                 resolver: Resolver = resolve, clock: Callable[[], float] = time.monotonic) -> None:
+                 resolver: Resolver = resolve, clock: Callable[[], float] = time.monotonic,
+                 tls: ssl.SSLContext | None = None) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -51,7 +54,8 @@ class HttpPool:
         self.port = url.port or (443 if url.scheme == "https" else 80)
         self.base_path = url.path.rstrip("/")
         self.host_header = url.netloc.rpartition("@")[2]
-        self._ssl = ssl.create_default_context() if url.scheme == "https" else None
+        # https: by default the CA bundle the OpenAI SDK (httpx) trusted, certifi's.
+        self._ssl = (tls or ssl.create_default_context(cafile=certifi.where())) if url.scheme == "https" else None
         self._limit = max(1, max_connections)
         self._max_age = max_age
         self._connect_deadline = connect_deadline
