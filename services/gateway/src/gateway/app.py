@@ -12,8 +12,11 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.routing import Route
 
 from gateway.auth import ApiKeyAuth
+from gateway.chat.lane import PATH as CHAT_PATH
+from gateway.chat.lane import ChatLane
 from gateway.chat.routes import router as chat_router
 from gateway.console import mount_console
 from gateway.deps import ResourcesDep
@@ -73,7 +76,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     # Every /v1 route of every feature needs a key when GATEWAY_API_KEYS is set.
-    require_key = Depends(ApiKeyAuth(settings.gateway_api_keys))
+    auth = ApiKeyAuth(settings.gateway_api_keys)
+    require_key = Depends(auth)
+    # Ahead of its declared route (which documents it): POST /v1/chat/completions served without
+    # FastAPI's per-request work, the key checked the same way (gateway.chat.lane).
+    app.router.routes.append(Route(CHAT_PATH, ChatLane(auth), methods=["POST"], include_in_schema=False))
     for router in (chat_router, documents_router, jobs_router):
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)
