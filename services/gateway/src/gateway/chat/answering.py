@@ -34,8 +34,13 @@ class ChatRequest:
     stream_options: dict[str, Any] | None = None
 
 
+class FinalChunk(dict[str, Any]):
+    """The last event of every streamed answer: the chunk that carries its sources."""
+
+
 class ChatStream(Protocol):
-    """The events of a streamed answer: objects, or JSON texts relayed as the LLM sent them."""
+    """The events of a streamed answer: objects, or JSON texts relayed as the LLM sent them; the
+    last one is a FinalChunk."""
 
     def events(self) -> AsyncIterator[dict[str, Any] | bytes]: ...
     async def close(self) -> None: ...
@@ -115,7 +120,7 @@ async def _retrieval_only_answer(context: ChatContext, request: ChatRequest) -> 
 
 class _StaticStream:
     def __init__(self, chunks: list[dict[str, Any]]) -> None:
-        self._chunks = chunks
+        self._chunks = [*chunks[:-1], FinalChunk(chunks[-1])]
 
     async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
         for item in self._chunks:
@@ -156,8 +161,7 @@ class _LLMChatStream:
                 continue
             yield data if item.raw is None else item.raw
         last = usage_chunk or chunk(completion_id or new_completion_id(), model, created or int(time.time()), [])
-        last.update(sources_fields(self._context))
-        yield last
+        yield FinalChunk(last, **sources_fields(self._context))
 
     async def close(self) -> None:
         if self._closed:
