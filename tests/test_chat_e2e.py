@@ -20,7 +20,7 @@ from typing import Any
 import openai
 import pytest
 
-from gateway.peers import Chunk, RetrieverClient
+from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai_common.grpc_client import open_channel
 from tests.fakes.fake_llm import FakeLLM
 from tests.support.procs import Service, free_port, grpc_serving, http_ok, running
@@ -108,8 +108,9 @@ def retriever(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 async def _seed(address: str) -> None:
     channel = open_channel(address)
     try:
-        client = RetrieverClient(channel, deadline=120)
-        await client.index("doc-zorblax", "zorblax-handbook.pdf", [Chunk(chunk_index=0, page=3, text=PASSAGE)])
+        request = retriever_pb2.IndexRequest(document_id="doc-zorblax", source_name="zorblax-handbook.pdf",
+                                             chunks=[retriever_pb2.Chunk(chunk_index=0, page=3, text=PASSAGE)])
+        await retriever_pb2_grpc.RetrieverServiceStub(channel).Index(request, timeout=120)
     finally:
         await channel.close()
 
@@ -125,8 +126,8 @@ def gateway(scraper: Service, retriever: Service, llm: FakeLLM, tmp_path_factory
     port = free_port()
     tmp = tmp_path_factory.mktemp("gateway")
     env = {"GATEWAY_PORT": str(port), "SCRAPER_ADDR": scraper.address, "RETRIEVER_ADDR": retriever.address,  # type: ignore[attr-defined]
-           "SCRAPE_DEADLINE_SECONDS": "3", "RETRIEVE_DEADLINE_SECONDS": "5", "LLM_BASE_URL": llm.base_url,
-           "GATEWAY_API_KEYS": API_KEY, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",
+           "GATEWAY_SCRAPE_DEADLINE_SECONDS": "3", "GATEWAY_RETRIEVE_DEADLINE_SECONDS": "5",
+           "LLM_BASE_URL": llm.base_url, "GATEWAY_API_KEYS": API_KEY, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",
            "BLOB_STORE_URL": f"file://{tmp}/blobs"}
     with running("gateway", env, tmp / "gateway.log", lambda: http_ok(f"http://127.0.0.1:{port}/readyz")):
         yield f"http://127.0.0.1:{port}/v1"
@@ -138,8 +139,8 @@ def retrieval_only_gateway(scraper: Service, retriever: Service, tmp_path_factor
     port = free_port()
     tmp = tmp_path_factory.mktemp("gateway-retrieval-only")
     env = {"GATEWAY_PORT": str(port), "SCRAPER_ADDR": scraper.address, "RETRIEVER_ADDR": retriever.address,  # type: ignore[attr-defined]
-           "SCRAPE_DEADLINE_SECONDS": "3", "RETRIEVE_DEADLINE_SECONDS": "5", "GATEWAY_API_KEYS": API_KEY,
-           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db", "BLOB_STORE_URL": f"file://{tmp}/blobs"}
+           "GATEWAY_SCRAPE_DEADLINE_SECONDS": "3", "GATEWAY_RETRIEVE_DEADLINE_SECONDS": "5",
+           "GATEWAY_API_KEYS": API_KEY, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db", "BLOB_STORE_URL": f"file://{tmp}/blobs"}
     with running("gateway", env, tmp / "gateway.log", lambda: http_ok(f"http://127.0.0.1:{port}/readyz")):
         yield f"http://127.0.0.1:{port}/v1"
 

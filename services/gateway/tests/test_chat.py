@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -15,6 +14,7 @@ from gateway.chat.context import ContextGatherer
 from genai_common.logging import request_id_var
 from tests.fakes.fake_llm import FakeLLM
 from tests.fakes.fake_peers import FakePeers
+from tests.support.eventually import eventually
 from tests.support.procs import free_port
 
 PAGE_URL = "https://docs.example/guide"
@@ -43,7 +43,7 @@ def _metric(name: str, **labels: str) -> float:
 
 async def test_answer_is_grounded_in_the_page_and_the_documents(chat_gateway, fake_peers, fake_llm: FakeLLM) -> None:
     _seed(fake_peers)
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     body = {"model": "any", "messages": [
         {"role": "user", "content": "Earlier I read https://old.example/page"},
         {"role": "assistant", "content": "Noted."},
@@ -79,7 +79,7 @@ async def test_answer_is_grounded_in_the_page_and_the_documents(chat_gateway, fa
 
 async def test_stream_sends_tokens_then_a_sources_chunk_then_done(chat_gateway, fake_peers, fake_llm) -> None:
     _seed(fake_peers)
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     reply = await client.post("/v1/chat/completions", json=_ask(f"Summarise {PAGE_URL}", stream=True,
                                                                    stream_options={"include_usage": True}))
     assert reply.status_code == 200
@@ -98,7 +98,7 @@ async def test_stream_sends_tokens_then_a_sources_chunk_then_done(chat_gateway, 
 
 async def test_failed_page_is_not_a_source_and_not_an_outage(chat_gateway, fake_peers, fake_llm) -> None:
     fake_peers.retriever.add_hit("doc-1", "a.pdf", 1, PASSAGE, 0.5)
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     reply = await client.post("/v1/chat/completions", json=_ask("Read https://missing.example/x please"))
     answer = reply.json()
     assert [s["kind"] for s in answer["sources"]] == ["document"]
@@ -110,7 +110,7 @@ async def test_failing_scraper_is_named_and_the_answer_still_comes(chat_gateway,
     _seed(fake_peers)
     fake_peers.scraper.behaviour.fail = True
     before = _metric("gateway_backend_failures_total", backend="scraper")
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     for stream in (False, True):
         reply = await client.post("/v1/chat/completions", json=_ask(f"Check {PAGE_URL}", stream=stream))
         assert reply.status_code == 200
@@ -125,7 +125,7 @@ async def test_failing_scraper_is_named_and_the_answer_still_comes(chat_gateway,
 async def test_slow_retriever_is_cut_at_its_deadline(chat_gateway, fake_peers, fake_llm) -> None:
     _seed(fake_peers)
     fake_peers.retriever.behaviour.hang = True
-    client = await chat_gateway(retrieve_deadline_seconds=0.3)
+    client = (await chat_gateway(gateway_retrieve_deadline_seconds=0.3)).client
     reply = await client.post("/v1/chat/completions", json=_ask(f"Check {PAGE_URL}"))
     assert reply.status_code == 200
     answer = reply.json()
@@ -136,7 +136,7 @@ async def test_slow_retriever_is_cut_at_its_deadline(chat_gateway, fake_peers, f
 
 async def test_genai_options_switch_sources_off_and_tune_search(chat_gateway, fake_peers, fake_llm) -> None:
     _seed(fake_peers)
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     reply = await client.post("/v1/chat/completions", json=_ask(
         f"Check {PAGE_URL}", genai={"rag": True, "scrape": False, "top_k": 2, "score_threshold": 0.25}))
     assert [s["kind"] for s in reply.json()["sources"]] == ["document"]
@@ -150,7 +150,7 @@ async def test_genai_options_switch_sources_off_and_tune_search(chat_gateway, fa
 
 async def test_retrieval_only_mode_lists_passages_clearly_labelled(chat_gateway, fake_peers, fake_llm) -> None:
     _seed(fake_peers)
-    client = await chat_gateway(llm=False)
+    client = (await chat_gateway(llm=False)).client
     reply = await client.post("/v1/chat/completions", json=_ask(f"Calibration? {PAGE_URL}"))
     answer = reply.json()
     assert answer["model"] == "retrieval-only"
@@ -174,25 +174,25 @@ async def test_retrieval_only_mode_lists_passages_clearly_labelled(chat_gateway,
 
 async def test_retrieval_only_with_nothing_found_says_so(chat_gateway, fake_peers) -> None:
     fake_peers.retriever.behaviour.fail = True
-    client = await chat_gateway(llm=False)
+    client = (await chat_gateway(llm=False)).client
     answer = (await client.post("/v1/chat/completions", json=_ask("anything"))).json()
     assert "No passages were retrieved" in answer["choices"][0]["message"]["content"]
     assert answer["sources_unavailable"] == ["retriever"]
 
 
 async def test_models_lists_the_configured_or_the_served_model(chat_gateway, fake_llm) -> None:
-    served = await chat_gateway()
+    served = (await chat_gateway()).client
     assert [m["id"] for m in (await served.get("/v1/models")).json()["data"]] == ["fake-model"]
     assert [m["id"] for m in (await served.get("/v1/models")).json()["data"]] == ["fake-model"]
     assert len([r for r in fake_llm.requests if r.path == "/v1/models"]) == 1  # cached
     await served.post("/v1/chat/completions", json=_ask("hi"))
     assert fake_llm.chat_requests()[-1].body["model"] == "fake-model"
-    configured = await chat_gateway(llm_model="my-model")
+    configured = (await chat_gateway(llm_model="my-model")).client
     assert [m["id"] for m in (await configured.get("/v1/models")).json()["data"]] == ["my-model"]
 
 
 async def test_client_errors_are_400_or_422_in_openai_shape(chat_gateway, fake_llm) -> None:
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     cases = [
         ({"model": "m", "messages": []}, 400, "messages"),
         ({"model": "m"}, 400, "messages"),
@@ -216,37 +216,41 @@ async def test_client_errors_are_400_or_422_in_openai_shape(chat_gateway, fake_l
 
 
 async def test_oversized_body_is_413_in_openai_shape(chat_gateway, fake_llm) -> None:
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     huge = _ask("x" * (16 * 1024 * 1024 + 1))
-    reply = await client.post("/v1/chat/completions", json=huge)
+    declared = await client.post("/v1/chat/completions", json=huge)
 
     async def chunked():  # no Content-Length: counted as it arrives
         yield json.dumps(huge).encode()
 
-    for reply in (reply, await client.post("/v1/chat/completions", content=chunked(),
-                                           headers={"Content-Type": "application/json"})):
+    counted = await client.post("/v1/chat/completions", content=chunked(), headers={"Content-Type": "application/json"})
+    for reply in (declared, counted):
         assert reply.status_code == 413, reply.text
-        assert reply.json()["error"]["type"] == "invalid_request_error" and "larger than" in reply.json()["error"]["message"]
+        error = reply.json()["error"]
+        assert error["type"] == "invalid_request_error" and "larger than" in error["message"]
+        assert error["code"] == "body_too_large"
     assert fake_llm.chat_requests() == []
 
 
 async def test_llm_failures_map_to_gateway_statuses(chat_gateway, fake_llm) -> None:
-    client = await chat_gateway()
-    for upstream, expected in ((500, 502), (503, 503), (400, 400), (401, 502)):
+    client = (await chat_gateway()).client
+    cases = ((500, 502, "llm_failed"), (503, 503, "llm_unavailable"), (400, 400, "llm_rejected"),
+             (401, 502, "llm_failed"))
+    for upstream, expected, code in cases:
         fake_llm.fail_status = upstream
         for stream in (False, True):
             reply = await client.post("/v1/chat/completions", json=_ask("hi", stream=stream))
             assert reply.status_code == expected, (upstream, stream, reply.text)
-            assert reply.json()["error"]["message"]
+            assert reply.json()["error"]["message"] and reply.json()["error"]["code"] == code
     fake_llm.fail_status, fake_llm.retry_after = 429, "7"
     reply = await client.post("/v1/chat/completions", json=_ask("hi"))
     assert reply.status_code == 429 and reply.headers["retry-after"] == "7"
-    assert reply.json()["error"]["type"] == "rate_limit_error"
+    assert (reply.json()["error"]["type"], reply.json()["error"]["code"]) == ("rate_limit_error", "llm_rate_limited")
 
 
 async def test_llm_failing_mid_stream_ends_the_stream_with_an_error(chat_gateway, fake_llm) -> None:
     fake_llm.break_after = 2
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     reply = await client.post("/v1/chat/completions", json=_ask("hi", stream=True))
     assert reply.status_code == 200  # the status was sent with the first token
     events = _sse_events(reply.text)
@@ -257,7 +261,7 @@ async def test_llm_failing_mid_stream_ends_the_stream_with_an_error(chat_gateway
 
 async def test_llm_connection_dropped_mid_stream_ends_the_stream_with_an_error(chat_gateway, fake_llm) -> None:
     fake_llm.drop_after = 2
-    client = await chat_gateway()
+    client = (await chat_gateway()).client
     reply = await client.post("/v1/chat/completions", json=_ask("hi", stream=True))
     events = _sse_events(reply.text)  # still a well-formed stream that ends with [DONE]
     assert events[1]["choices"][0]["delta"]["content"] == "Fake "
@@ -266,34 +270,28 @@ async def test_llm_connection_dropped_mid_stream_ends_the_stream_with_an_error(c
 
 async def test_llm_timeout_is_504_and_unreachable_is_503(chat_gateway, fake_llm) -> None:
     fake_llm.delay = 2.0
-    slow = await chat_gateway(llm_timeout_seconds=0.3)
+    slow = (await chat_gateway(llm_timeout_seconds=0.3)).client
     reply = await slow.post("/v1/chat/completions", json=_ask("hi"))
     assert reply.status_code == 504 and reply.json()["error"]["type"] == "timeout_error"
-    gone = await chat_gateway(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="m")
+    gone = (await chat_gateway(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="m")).client
     for stream in (False, True):
         reply = await gone.post("/v1/chat/completions", json=_ask("hi", stream=stream))
         assert reply.status_code == 503, reply.text
     assert reply.json()["error"]["type"] == "service_unavailable"
 
 
-async def _until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_saturated_llm_answers_429_with_retry_after(chat_gateway, fake_llm) -> None:
-    client = await chat_gateway(llm_max_concurrency=1, llm_max_queue=1)
-    limiter = client._transport.app.state.chat.limiter  # the app behind the ASGI transport
+    gw = await chat_gateway(llm_max_concurrency=1, llm_max_queue=1)
+    client, limiter = gw.client, gw.resources.chat.limiter
     fake_llm.held.set()
     first = asyncio.create_task(client.post("/v1/chat/completions", json=_ask("one")))
-    await _until(lambda: len(fake_llm.chat_requests()) == 1)
+    await eventually(lambda: len(fake_llm.chat_requests()), lambda n: n == 1, what="the first chat at the LLM")
     queued = asyncio.create_task(client.post("/v1/chat/completions", json=_ask("two", stream=True)))
-    await _until(lambda: limiter.waiting == 1)
+    await eventually(lambda: limiter.waiting, lambda n: n == 1, what="the second chat waiting for a slot")
     refused = await client.post("/v1/chat/completions", json=_ask("three"))
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
-    assert refused.json()["error"]["type"] == "rate_limit_error"
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "gateway_overloaded")
     fake_llm.held.clear()
     assert (await first).status_code == 200
     assert (await queued).status_code == 200  # it waited for the slot and got its answer
@@ -307,6 +305,7 @@ async def test_every_chat_log_line_carries_the_request_id(chat_gateway, fake_pee
         def emit(self, record: logging.LogRecord) -> None:
             seen.append((record.getMessage(), request_id_var.get()))
 
+    client = (await chat_gateway()).client  # started first: start-up lines have no request
     handler = Capture(level=logging.DEBUG)
     logger = logging.getLogger("gateway")
     logger.addHandler(handler)
@@ -314,7 +313,6 @@ async def test_every_chat_log_line_carries_the_request_id(chat_gateway, fake_pee
     logger.setLevel(logging.DEBUG)
     try:
         fake_peers.scraper.behaviour.fail = True
-        client = await chat_gateway()
         for stream in (False, True):
             await client.post("/v1/chat/completions", json=_ask(f"see {PAGE_URL}", stream=stream),
                               headers={"X-Request-ID": "req-logs-1"})
@@ -341,10 +339,11 @@ async def test_unexpected_error_is_a_500_that_carries_the_request_id(chat_gatewa
     handler = Capture(level=logging.ERROR)
     logging.getLogger("gateway").addHandler(handler)
     try:
-        client = await chat_gateway()
+        client = (await chat_gateway()).client
         reply = await client.post("/v1/chat/completions", json=_ask("hi"), headers={"X-Request-ID": "req-bug-1"})
     finally:
         logging.getLogger("gateway").removeHandler(handler)
     assert reply.status_code == 500 and reply.headers["x-request-id"] == "req-bug-1"
-    assert reply.json()["error"] == {"message": "internal server error", "type": "api_error", "param": None, "code": None}
+    assert reply.json()["error"] == {"message": "internal server error", "type": "api_error", "param": None,
+                                     "code": None}
     assert ("unhandled error", "req-bug-1") in seen

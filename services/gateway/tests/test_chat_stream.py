@@ -10,6 +10,7 @@ import openai
 
 from tests.fakes.fake_llm import FakeLLM
 from tests.fakes.fake_peers import FakePeers
+from tests.support.eventually import eventually
 
 PAGE_URL = "https://docs.example/guide"
 
@@ -41,15 +42,14 @@ async def test_client_giving_up_cancels_a_waiting_completion(chat_server, fake_l
     base_url = await chat_server(llm_max_concurrency=1, llm_max_queue=0)
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         waiting = asyncio.create_task(client.post("/v1/chat/completions", json=_ask("slow one")))
-        while not fake_llm.chat_requests():
-            assert not waiting.done(), waiting
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(fake_llm.chat_requests()) or waiting.done(), what="the chat at the LLM")
+        assert not waiting.done(), waiting
         waiting.cancel()  # the client hangs up
         # The abandoned call gives its LLM slot back, so the next chat reaches the LLM instead of a 429.
         following = asyncio.create_task(client.post("/v1/chat/completions", json=_ask("next")))
-        while len(fake_llm.chat_requests()) < 2:
-            assert not following.done(), following.result().text
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(fake_llm.chat_requests()) == 2 or following.done(),
+                         what="the next chat at the LLM")
+        assert not following.done(), following.result().text
         fake_llm.held.clear()
         assert (await following).status_code == 200
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from gateway.documents.events import progress_applier
-from gateway.peers import Passage
+import pytest
+from sqlalchemy import update
+
+from gateway.clock import utcnow
+from gateway.documents.tables import DocumentRow
 from genai.events.v1 import events_pb2
+from genai.retriever.v1 import retriever_pb2
 
 BOUNDARY = "genai-api-boundary"
 HEADERS = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -28,8 +32,8 @@ def progress(doc_id: str, state: int, pct: int = 0, **fields) -> events_pb2.JobP
 
 
 async def deliver(gw, event: events_pb2.JobProgress) -> None:
-    """What the gateway's `job.progress` consumer does with one event for a document."""
-    await progress_applier(gw.app.state.documents.apply_progress)(event)
+    """What the gateway's `job.progress` consumer does with one event, synchronously."""
+    await gw.resources.progress.dispatch(event)
 
 
 async def status_of(gw, doc_id: str) -> dict:
@@ -99,7 +103,7 @@ async def test_delete_removes_record_blob_and_vectors(documents_gateway) -> None
     assert reply.status_code == 200 and reply.json() == {"id": doc_id, "object": "document", "deleted": True}
     assert (await gw.client.get(f"/v1/documents/{doc_id}")).status_code == 404
     assert (await gw.client.get("/v1/documents")).json()["data"] == []
-    assert gw.stored_blobs() == [] and gw.retriever.deleted == [doc_id]
+    assert gw.stored_blobs() == [] and gw.index.deleted == [doc_id]
     assert (await gw.client.delete(f"/v1/documents/{doc_id}")).status_code == 404
 
 
@@ -110,18 +114,18 @@ async def test_late_progress_for_a_deleted_document_deletes_vectors_instead_of_r
     assert (await gw.client.delete(f"/v1/documents/{doc_id}")).status_code == 200
     await deliver(gw, progress(doc_id, events_pb2.JOB_STATE_SUCCEEDED, 100, chunks=4))
     assert (await gw.client.get(f"/v1/documents/{doc_id}")).status_code == 404
-    assert gw.retriever.deleted == [doc_id, doc_id]
+    assert gw.index.deleted == [doc_id, doc_id]
 
 
 async def test_delete_while_the_retriever_is_down_hides_the_document_and_can_be_retried(documents_gateway) -> None:
     gw = await documents_gateway()
     doc_id = (await upload(gw))["id"]
-    gw.retriever.fail = True
+    gw.index.down = True
     assert (await gw.client.delete(f"/v1/documents/{doc_id}")).status_code == 503
     assert (await gw.client.get(f"/v1/documents/{doc_id}")).status_code == 404
-    gw.retriever.fail = False
+    gw.index.down = False
     assert (await gw.client.delete(f"/v1/documents/{doc_id}")).status_code == 200
-    assert gw.retriever.deleted == [doc_id]
+    assert gw.index.deleted == [doc_id]
     assert (await gw.client.delete(f"/v1/documents/{doc_id}")).status_code == 404
 
 
@@ -131,11 +135,9 @@ async def test_search_returns_ranked_chunks_of_indexed_documents_with_their_name
     pending = (await upload(gw, "pending.txt"))["id"]
     await deliver(gw, progress(indexed, events_pb2.JOB_STATE_SUCCEEDED, 100, chunks=2))
     # The name shown is the record's, not whatever the index stored with the chunk.
-    gw.retriever.passages = [
-        Passage(f"{indexed}-0", indexed, "name in the index.md", 0, 0, "The answer is 42.", 0.9),
-        Passage(f"{pending}-0", pending, "pending.txt", 0, 0, "Not ready yet.", 0.8),
-        Passage(f"{indexed}-1", indexed, "name in the index.md", 0, 1, "More text.", 0.5),
-    ]
+    gw.index.add_hit(indexed, "name in the index.md", "The answer is 42.", 0.9)
+    gw.index.add_hit(pending, "pending.txt", "Not ready yet.", 0.8)
+    gw.index.add_hit(indexed, "name in the index.md", "More text.", 0.5)
     reply = await gw.client.post("/v1/search", json={"query": "answer", "top_k": 3, "mode": "hybrid",
                                                      "score_threshold": 0.1})
     assert reply.status_code == 200, reply.text
@@ -143,8 +145,12 @@ async def test_search_returns_ranked_chunks_of_indexed_documents_with_their_name
     assert [(h["document_id"], h["chunk_index"], h["name"]) for h in hits] == [(indexed, 0, "guide.md"),
                                                                               (indexed, 1, "guide.md")]
     assert hits[0]["score"] == pytest.approx(0.9) and hits[0]["text"] == "The answer is 42."
-    assert gw.retriever.searches[-1] == {"query": "answer", "top_k": 3, "score_threshold": 0.1,
-                                         "document_ids": [], "mode": "hybrid"}
+    [asked] = gw.index.searches
+    assert (asked.query, asked.top_k, list(asked.document_ids)) == ("answer", 3, [])
+    assert asked.mode == retriever_pb2.SEARCH_MODE_HYBRID and asked.score_threshold == pytest.approx(0.1)
+    # Only the documents asked for are searched.
+    reply = await gw.client.post("/v1/search", json={"query": "answer", "document_ids": [pending]})
+    assert reply.json()["data"] == [] and list(gw.index.searches[-1].document_ids) == [pending]
 
 
 @pytest.mark.parametrize(("body", "param"), [
@@ -161,24 +167,21 @@ async def test_bad_search_bodies_are_422_naming_the_field(documents_gateway, bod
 
 async def test_search_when_the_retriever_is_down_is_503(documents_gateway) -> None:
     gw = await documents_gateway()
-    gw.retriever.fail = True
+    gw.index.down = True
     reply = await gw.client.post("/v1/search", json={"query": "x"})
     assert reply.status_code == 503 and "retriever" in reply.json()["error"]["message"]
 
 
 async def test_an_upload_that_died_before_its_confirm_is_cleaned_up_at_start(documents_gateway) -> None:
-    from datetime import timedelta
-
-    from sqlalchemy import update
-
-    from gateway.documents.models import DocumentRow, utcnow
-
     gw = await documents_gateway()
     doc_id = (await upload(gw))["id"]
     # As if the gateway had died between writing the record and the broker's confirm, long ago.
-    async with gw.app.state.sessions.begin() as session:
+    async with gw.resources.sessions.begin() as session:
         await session.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(
             published=False, created_at=utcnow() - timedelta(hours=1)))
     assert (await gw.client.get(f"/v1/documents/{doc_id}")).status_code == 404
-    assert await gw.app.state.documents.forget_unpublished() == 1
+    assert gw.stored_blobs() != []
+    await documents_gateway()  # the next start, on the same database and blob store
     assert gw.stored_blobs() == []
+    async with gw.resources.sessions() as session:
+        assert await session.get(DocumentRow, doc_id) is None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.documents.naming import sanitize_filename
-from gateway.documents.sniff import EmptyUpload, Sniffer, UnsupportedType
+from gateway.documents.naming import document_name
+from gateway.documents.sniff import Sniffer
+from genai_common.errors import UnsupportedMediaType, ValidationFailed
 
 
 def sniff(data: bytes, extension: str = "", chunk: int = 7) -> str:
@@ -39,19 +40,20 @@ def test_a_split_multibyte_character_across_chunks_is_still_text() -> None:
     bytes(range(1, 32)) * 40,  # valid UTF-8 but control characters throughout
 ])
 def test_anything_else_is_refused(data: bytes) -> None:
-    with pytest.raises(UnsupportedType):
+    with pytest.raises(UnsupportedMediaType):
         sniff(data)
 
 
 def test_a_png_is_refused_on_its_first_chunk() -> None:
     sniffer = Sniffer()
-    with pytest.raises(UnsupportedType):
+    with pytest.raises(UnsupportedMediaType):
         sniffer.feed(b"\x89PNG\r\n\x1a\n" + bytes(4096))
 
 
-def test_empty_upload_is_refused() -> None:
-    with pytest.raises(EmptyUpload):
+def test_empty_upload_is_refused_naming_the_file_field() -> None:
+    with pytest.raises(ValidationFailed) as refused:
         Sniffer().finish("txt")
+    assert refused.value.param == "file"
 
 
 def test_markdown_extension_only_counts_for_text() -> None:
@@ -67,4 +69,4 @@ def test_markdown_extension_only_counts_for_text() -> None:
     ("  spaced    out\tname .pdf ", "application/pdf", "spaced out name .pdf"),
 ])
 def test_file_names_are_display_safe(raw: str | None, media_type: str, expected: str) -> None:
-    assert sanitize_filename(raw, media_type) == expected
+    assert document_name(raw, media_type) == expected

@@ -170,7 +170,7 @@ async def test_upload_when_nothing_consumes_uploads_is_503_and_leaves_nothing(do
 
 async def test_upload_while_the_broker_connection_is_gone_is_503_and_leaves_nothing(documents_gateway) -> None:
     gw = await documents_gateway()
-    await gw.app.state.amqp.close()
+    await gw.resources.amqp.close()
     reply = await gw.client.post("/v1/documents", content=multipart(tiny_pdf()), headers=HEADERS)
     assert reply.status_code == 503, reply.text
     assert gw.stored_blobs() == []

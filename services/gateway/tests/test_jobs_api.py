@@ -14,10 +14,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import update
 
-from gateway.jobs.messaging import ProgressApplier
-from gateway.jobs.models import JobRow, Kind, NewJob, utcnow
+from gateway.clock import utcnow
+from gateway.jobs.domain import Kind, NewJob
 from gateway.jobs.store import JobStore
+from gateway.jobs.tables import JobRow
 from genai.events.v1 import events_pb2
+from tests.support.eventually import eventually
 
 IMAGE = {"prompt": "a lighthouse at dusk", "n": 2, "size": "64x64", "steps": 3, "seed": 7}
 RUNNING, SUCCEEDED, FAILED = events_pb2.JOB_STATE_RUNNING, events_pb2.JOB_STATE_SUCCEEDED, events_pb2.JOB_STATE_FAILED
@@ -25,8 +27,9 @@ RUNNING, SUCCEEDED, FAILED = events_pb2.JOB_STATE_RUNNING, events_pb2.JOB_STATE_
 
 async def deliver(gw, job_id: str, state: int, progress: int = 0, **fields) -> None:
     """What the gateway's `job.progress` consumer does with one event, synchronously."""
-    event = events_pb2.JobProgress(job_id=job_id, kind=events_pb2.JOB_KIND_IMAGE, state=state, progress=progress, **fields)
-    await ProgressApplier(gw.app.state.jobs)(event)
+    event = events_pb2.JobProgress(job_id=job_id, kind=events_pb2.JOB_KIND_IMAGE, state=state, progress=progress,
+                                   **fields)
+    await gw.resources.progress.dispatch(event)
 
 
 async def submit(gw, body: dict | None = None, **headers: str) -> dict:
@@ -166,11 +169,13 @@ async def test_cancel_a_queued_job_at_once_and_tell_the_workers(jobs_gateway) ->
     await deliver(gw, job_id, RUNNING, 50)  # a worker that had not heard yet
     await deliver(gw, job_id, SUCCEEDED, 100, result_keys=[f"images/{job_id}/0.png"])
     assert (await gw.job(job_id))["status"] == "cancelled"
-    deadline = asyncio.get_running_loop().time() + 5
     heard: list[str] = []
-    while job_id not in heard and asyncio.get_running_loop().time() < deadline:
-        heard += await gw.worker.cancels()
-        await asyncio.sleep(0.02)
+
+    async def hear() -> list[str]:
+        heard.extend(await gw.worker.cancels())
+        return heard
+
+    await eventually(hear, lambda ids: job_id in ids, within=5, what="the cancel broadcast")
     assert heard == [job_id]
 
 
@@ -181,18 +186,20 @@ async def test_a_refused_publish_is_503_and_leaves_no_job(jobs_gateway) -> None:
     assert reply.status_code == 503
     assert (await gw.client.get("/v1/jobs")).json()["data"] == []
     await gw.worker.bind()  # the queue is back: the same key now works
-    assert (await gw.client.post("/v1/jobs/images", json=IMAGE, headers={"Idempotency-Key": "key-4"})).status_code == 202
+    again = await gw.client.post("/v1/jobs/images", json=IMAGE, headers={"Idempotency-Key": "key-4"})
+    assert again.status_code == 202
 
 
 async def test_jobs_recorded_but_never_published_are_queued_at_start(jobs_gateway) -> None:
     gw = await jobs_gateway()
-    store = JobStore(gw.app.state.sessions)
+    store = JobStore(gw.resources.sessions)
     params = {"prompt": "p", "negative_prompt": "", "n": 1, "size": "64x64", "width": 64, "height": 64, "steps": 1,
               "guidance": 5.0, "seed": 1}
     await store.create([NewJob("stale-1", Kind.IMAGE, params), NewJob("fresh-1", Kind.IMAGE, params)], None)
-    async with gw.app.state.sessions.begin() as session:  # as if a gateway stopped two minutes ago
+    async with gw.resources.sessions.begin() as session:  # as if a gateway stopped two minutes ago
         await session.execute(update(JobRow).where(JobRow.id == "stale-1")
                               .values(created_at=utcnow() - timedelta(minutes=2)))
-    assert await gw.app.state.jobs.republish_stale() == 1
-    assert [e.job_id for e in await gw.worker.requests()] == ["stale-1"]
-    assert await gw.app.state.jobs.republish_stale() == 0  # once only
+    restarted = await jobs_gateway()  # the next start, on the same database
+    assert [e.job_id for e in await restarted.worker.requests()] == ["stale-1"]
+    again = await jobs_gateway()
+    assert await again.worker.requests() == []  # once only

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
-from gateway.jobs.models import Status, Update
 from gateway.jobs.store import JobStore
+from gateway.progress import JobState, ProgressReport
 from genai.events.v1 import events_pb2
+from tests.support.eventually import eventually
 
 IMAGE = {"prompt": "a lighthouse at dusk", "n": 1, "size": "64x64", "steps": 3, "seed": 7}
 
@@ -19,7 +21,7 @@ class EventReader:
     """Reads an SSE stream in the background: `events` as (name, data), `comments`, `ended`."""
 
     def __init__(self, client: httpx.AsyncClient, path: str) -> None:
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.comments: list[str] = []
         self.status: int | None = None
         self._task = asyncio.create_task(self._read(client, path))
@@ -43,19 +45,22 @@ class EventReader:
     def ended(self) -> bool:
         return self._task.done()
 
-    async def until(self, predicate, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self):
-            if self._task.done():
-                self._task.result()  # raise what broke the stream, if anything
-                if not predicate(self):
-                    raise AssertionError(f"stream ended early: {self.events}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met; got {self.events} {self.comments}")
-            await asyncio.sleep(0.02)
+    def __repr__(self) -> str:
+        return f"EventReader(events={self.events}, comments={self.comments})"
 
-    async def finished(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self._task, timeout)
+    async def until(self, predicate: Callable[[EventReader], bool], within: float = 10.0) -> None:
+        """Wait until `predicate(self)` holds; fail at once if the stream ended without it."""
+
+        def probe() -> EventReader:
+            if self._task.done() and not predicate(self):
+                self._task.result()  # raise what broke the stream, if anything
+                raise AssertionError(f"stream ended early: {self.events}")
+            return self
+
+        await eventually(probe, predicate, within=within, what="the stream state")
+
+    async def finished(self, within: float = 10.0) -> None:
+        await asyncio.wait_for(self._task, within)
 
 
 async def test_the_stream_follows_progress_live_and_ends_with_the_terminal_event(jobs_gateway) -> None:
@@ -108,9 +113,9 @@ async def test_a_stream_on_another_replica_catches_up_by_polling(jobs_gateway) -
         job_id = (await http.post("/v1/jobs/images", json=IMAGE)).json()["id"]
         reader = EventReader(http, f"/v1/jobs/{job_id}/events")
         await reader.until(lambda r: r.events)
-        other_replica = JobStore(gw.app.state.sessions)  # the shared database, no in-process wake-up
-        await other_replica.apply(Update(job_id, Status.RUNNING, 40))
-        await reader.until(lambda r: r.events[-1][1]["progress"] == 40, timeout=5)
-        await other_replica.apply(Update(job_id, Status.FAILED, reason="worker lost"))
+        other_replica = JobStore(gw.resources.sessions)  # the shared database, no in-process wake-up
+        await other_replica.apply(ProgressReport(job_id, JobState.RUNNING, 40))
+        await reader.until(lambda r: r.events[-1][1]["progress"] == 40, within=5)
+        await other_replica.apply(ProgressReport(job_id, JobState.FAILED, reason="worker lost"))
         await reader.finished()
     assert reader.events[-1][0] == "failed" and reader.events[-1][1]["error"] == {"message": "worker lost"}

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from gateway.db import migrate, open_engine, session_factory
-from gateway.jobs.models import Kind, NewJob, Status, Update
+from gateway.jobs.domain import Kind, NewJob
 from gateway.jobs.prompt_filter import PromptFilter
-from gateway.jobs.store import Idempotency, IdempotencyMismatch, JobStore
-from genai_common.errors import Conflict, NotFound
+from gateway.jobs.store import Idempotency, JobStore
+from gateway.progress import JobState, ProgressReport
+from genai_common.errors import Conflict, NotFound, ValidationFailed
 
 
 @pytest.fixture
@@ -32,28 +33,28 @@ async def test_concurrent_progress_reports_leave_the_highest(store) -> None:
     await store.create([new_job()], None)
     values = list(range(0, 100, 3))
     random.Random(4).shuffle(values)
-    await asyncio.gather(*(store.apply(Update("job-1", Status.RUNNING, v)) for v in values))
+    await asyncio.gather(*(store.apply(ProgressReport("job-1", JobState.RUNNING, v)) for v in values))
     job = await store.get("job-1")
-    assert (job.status, job.progress) == (Status.RUNNING, max(values))
+    assert (job.status, job.progress) == (JobState.RUNNING, max(values))
 
 
-@pytest.mark.parametrize("final", [Status.SUCCEEDED, Status.FAILED, Status.CANCELLED])
+@pytest.mark.parametrize("final", [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED])
 async def test_a_terminal_state_is_final(store, final) -> None:
     await store.create([new_job()], None)
-    assert await store.apply(Update("job-1", final, 100 if final == Status.SUCCEEDED else 0,
+    assert await store.apply(ProgressReport("job-1", final, 100 if final == JobState.SUCCEEDED else 0,
                                     reason="boom", result_keys=("images/job-1/0.png",)))
-    for late in (Update("job-1", Status.RUNNING, 99), Update("job-1", Status.SUCCEEDED, 100),
-                 Update("job-1", Status.FAILED, reason="late"), Update("job-1", Status.CANCELLED)):
+    for late in (ProgressReport("job-1", JobState.RUNNING, 99), ProgressReport("job-1", JobState.SUCCEEDED, 100),
+                 ProgressReport("job-1", JobState.FAILED, reason="late"), ProgressReport("job-1", JobState.CANCELLED)):
         assert await store.apply(late) is None
     job = await store.get("job-1")
     assert job.status == final and job.finished_at is not None
-    assert job.error == ("boom" if final == Status.FAILED else "")
+    assert job.error == ("boom" if final == JobState.FAILED else "")
 
 
 async def test_cancel_and_success_racing_end_in_exactly_one_of_them(store) -> None:
     for i in range(20):
         await store.create([new_job(f"race-{i}")], None)
-    await store.apply(Update("race-0", Status.RUNNING, 10))
+    await store.apply(ProgressReport("race-0", JobState.RUNNING, 10))
 
     async def cancel(job_id: str):
         try:
@@ -63,14 +64,14 @@ async def test_cancel_and_success_racing_end_in_exactly_one_of_them(store) -> No
 
     results = await asyncio.gather(*(
         coro for i in range(20)
-        for coro in (cancel(f"race-{i}"), store.apply(Update(f"race-{i}", Status.SUCCEEDED, 100)))))
+        for coro in (cancel(f"race-{i}"), store.apply(ProgressReport(f"race-{i}", JobState.SUCCEEDED, 100)))))
     for i in range(20):
         job = await store.get(f"race-{i}")
         cancelled, succeeded = results[2 * i], results[2 * i + 1]
-        if job.status == Status.CANCELLED:
+        if job.status == JobState.CANCELLED:
             assert cancelled is not None and cancelled[1] and succeeded is None
         else:
-            assert job.status == Status.SUCCEEDED and cancelled is None and succeeded == Kind.IMAGE
+            assert job.status == JobState.SUCCEEDED and cancelled is None and succeeded == Kind.IMAGE
 
 
 async def test_cancel_unknown_is_not_found_and_cancelled_again_is_unchanged(store) -> None:
@@ -79,7 +80,7 @@ async def test_cancel_unknown_is_not_found_and_cancelled_again_is_unchanged(stor
     await store.create([new_job()], None)
     assert (await store.cancel("job-1"))[1] is True
     job, changed = await store.cancel("job-1")
-    assert job.status == Status.CANCELLED and changed is False
+    assert job.status == JobState.CANCELLED and changed is False
 
 
 async def test_idempotency_first_insert_wins(store) -> None:
@@ -87,8 +88,9 @@ async def test_idempotency_first_insert_wins(store) -> None:
     created = await asyncio.gather(*(store.create([new_job(f"try-{i}")], key) for i in range(6)))
     assert [flag for _, flag in created].count(True) == 1
     assert len({jobs[0].id for jobs, _ in created}) == 1
-    with pytest.raises(IdempotencyMismatch):
+    with pytest.raises(ValidationFailed) as reused:
         await store.create([new_job("other")], Idempotency("k", "hash-b"))
+    assert (reused.value.code, reused.value.param) == ("idempotency_key_reused", "Idempotency-Key")
 
 
 class BrokenSessions:
@@ -109,7 +111,7 @@ async def test_concurrent_publish_marks_all_land_and_a_failed_write_reaches_ever
     await store.create([new_job(f"job-{i}") for i in range(30)], None)
     await asyncio.gather(*(store.mark_published([f"job-{i}"]) for i in range(30)))  # written in a few batches
     assert await store.unpublished(timedelta(0), 100) == []  # none would be published again at start
-    broken = JobStore(BrokenSessions())  # type: ignore[arg-type]
+    broken = JobStore(BrokenSessions())  # type: ignore[arg-type]  # a stand-in, not a real session factory
     outcomes = await asyncio.gather(*(broken.mark_published([f"job-{i}"]) for i in range(3)), return_exceptions=True)
     assert [type(outcome) for outcome in outcomes] == [ConnectionError] * 3  # the 2nd and 3rd shared one write
 

@@ -4,18 +4,11 @@ number at a time; status of all of them at once."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from tests.support import rabbitmq
+from tests.support.eventually import eventually
 
 PROMPTS = ["What is a lighthouse?", "Name a colour.", "Count to three.", "Say hello."]
-
-
-async def until(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def statuses(gw, ids: list[str]) -> list[str]:
@@ -36,10 +29,7 @@ async def test_each_prompt_becomes_a_job_answered_in_the_background(jobs_gateway
         ("text", "queued", PROMPTS[0]), ("text", "queued", PROMPTS[1])]
     ids = [j["id"] for j in jobs]
 
-    async def all_done() -> bool:
-        return await statuses(gw, ids) == ["succeeded", "succeeded"]
-
-    await until(all_done)
+    await eventually(lambda: statuses(gw, ids), lambda seen: seen == ["succeeded"] * 2, what="both jobs done")
     answers = (await gw.client.get("/v1/jobs", params={"ids": ",".join(ids)})).json()["data"]
     assert [a["output_text"] for a in answers] == ["Fake answer. Sources seen: none."] * 2
     assert all(a["progress"] == 100 for a in answers)
@@ -53,19 +43,13 @@ async def test_with_three_workers_a_fourth_prompt_waits_queued(jobs_gateway, fak
     fake_llm.held.set()
     ids = [j["id"] for j in await submit(gw, PROMPTS)]
 
-    async def three_asked() -> bool:
-        return len(fake_llm.chat_requests()) == 3
-
-    await until(three_asked)
+    await eventually(lambda: len(fake_llm.chat_requests()), lambda n: n == 3, what="three prompts at the LLM")
     seen = await statuses(gw, ids)
     assert sorted(seen) == ["queued", "running", "running", "running"]
     assert len(fake_llm.chat_requests()) == 3  # still: the fourth is not sent while three are out
     fake_llm.held.clear()
 
-    async def all_done() -> bool:
-        return await statuses(gw, ids) == ["succeeded"] * 4
-
-    await until(all_done)
+    await eventually(lambda: statuses(gw, ids), lambda seen: seen == ["succeeded"] * 4, what="all four jobs done")
     assert len(fake_llm.chat_requests()) == 4
 
 
@@ -74,24 +58,15 @@ async def test_a_cancelled_queued_text_job_is_skipped(jobs_gateway, fake_llm) ->
     fake_llm.held.set()
     first, second = (j["id"] for j in await submit(gw, PROMPTS[:2]))
 
-    async def first_asked() -> bool:
-        return len(fake_llm.chat_requests()) == 1
-
-    await until(first_asked)
+    await eventually(lambda: len(fake_llm.chat_requests()), lambda n: n == 1, what="the first prompt at the LLM")
     reply = await gw.client.delete(f"/v1/jobs/{second}")
     assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
     fake_llm.held.clear()
 
-    async def first_done() -> bool:
-        return await statuses(gw, [first]) == ["succeeded"]
-
-    await until(first_done)
-    text_queue = gw.app.state.settings.text_job_queue
-
-    async def queue_drained() -> bool:
-        return await asyncio.to_thread(rabbitmq.queue_depth, gw.app.state.settings.amqp_url, text_queue) == 0
-
-    await until(queue_drained)
+    await eventually(lambda: statuses(gw, [first]), lambda seen: seen == ["succeeded"], what="the first job done")
+    settings = gw.resources.settings
+    await eventually(lambda: asyncio.to_thread(rabbitmq.queue_depth, settings.amqp_url, settings.text_job_queue),
+                     lambda depth: depth == 0, what="the text job queue drained")
     assert await statuses(gw, [second]) == ["cancelled"]
     assert [r.messages[-1]["content"] for r in fake_llm.chat_requests()] == [PROMPTS[0]]
 
@@ -110,7 +85,7 @@ async def test_an_unavailable_llm_is_retried_then_the_job_fails(jobs_gateway, fa
     gw = await jobs_gateway(text_job_retry_attempts=2)
     fake_llm.fail_status = 503
     [job] = await submit(gw, PROMPTS[:1])
-    failed = await gw.until(job["id"], lambda j: j["status"] == "failed", timeout=20)
+    failed = await gw.until(job["id"], lambda j: j["status"] == "failed", within=20)
     assert "unavailable" in failed["error"]["message"] and "after 2 attempts" in failed["error"]["message"]
     assert len(fake_llm.chat_requests()) == 2
 

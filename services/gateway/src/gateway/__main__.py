@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import uvicorn
 
 from gateway.app import create_app
@@ -12,7 +10,6 @@ from genai_common.logging import configure_logging
 
 
 def main() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
     config = uvicorn.Config(

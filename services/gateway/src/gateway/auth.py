@@ -16,7 +16,7 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
-from gateway.errors import APIError
+from genai_common.errors import Unauthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="A key from GATEWAY_API_KEYS")
 
@@ -31,10 +31,6 @@ class ApiKeyAuth:
     def __init__(self, keys: Sequence[SecretStr]) -> None:
         self._digests = [_digest(k.get_secret_value()) for k in keys]
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._digests)
-
     def matches(self, presented: str) -> bool:
         candidate = _digest(presented)
         matched = False
@@ -46,11 +42,6 @@ class ApiKeyAuth:
         if not self._digests:
             return
         if credentials is None:
-            raise _unauthorized("missing API key: send Authorization: Bearer <key>")
+            raise Unauthenticated("missing API key: send Authorization: Bearer <key>", code="invalid_api_key")
         if not self.matches(credentials.credentials):
-            raise _unauthorized("invalid API key")
-
-
-def _unauthorized(message: str) -> APIError:
-    return APIError(401, message, type="authentication_error", code="invalid_api_key",
-                    headers={"WWW-Authenticate": "Bearer"})
+            raise Unauthenticated("invalid API key", code="invalid_api_key")

@@ -1,33 +1,65 @@
-"""One mapping from errors to HTTP JSON in the OpenAI error shape; never a stack trace."""
+"""One mapping from errors to HTTP JSON in the OpenAI error shape; never a stack trace.
+
+Code below the routes raises the shared `genai_common.errors` classes: the class decides the
+status and the OpenAI `type`, the error's `code` and `param` go into the body as they are, and a
+`retry_after` (RateLimited, Unavailable) becomes a `Retry-After` header. Routes catch nothing to
+translate it, so an error a route did not expect still gets its own status, never a 500.
+
+| class | status | type |
+| --- | --- | --- |
+| InvalidInput | 400 | invalid_request_error |
+| PayloadTooLarge | 413 | invalid_request_error |
+| UnsupportedMediaType | 415 | invalid_request_error |
+| ValidationFailed | 422 | invalid_request_error |
+| Unauthenticated | 401 (+ WWW-Authenticate) | authentication_error |
+| NotFound | 404 | not_found_error |
+| Conflict | 409 | conflict_error |
+| RateLimited (Saturated too) | 429 + Retry-After | rate_limit_error |
+| UpstreamError | 502 | api_error |
+| Unavailable | 503 (+ Retry-After when known) | service_unavailable |
+| DeadlineExceeded | 504 | timeout_error |
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from genai_common.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound, ServiceError, Unavailable
+from genai_common.errors import (
+    Conflict,
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+    UnsupportedMediaType,
+    UpstreamError,
+    ValidationFailed,
+    retry_after_header,
+)
 
 log = logging.getLogger(__name__)
 
-
-class APIError(Exception):
-    """An error with an explicit HTTP status and OpenAI-style type/code."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
-        self.headers = headers
-
-
-_SERVICE_ERRORS: dict[type[ServiceError], tuple[int, str]] = {
+# Looked up along the error's class hierarchy: the most specific class listed wins.
+_HTTP: dict[type[ServiceError], tuple[int, str]] = {
     InvalidInput: (400, "invalid_request_error"),
+    PayloadTooLarge: (413, "invalid_request_error"),
+    UnsupportedMediaType: (415, "invalid_request_error"),
+    ValidationFailed: (422, "invalid_request_error"),
+    Unauthenticated: (401, "authentication_error"),
     NotFound: (404, "not_found_error"),
     Conflict: (409, "conflict_error"),
+    RateLimited: (429, "rate_limit_error"),
+    UpstreamError: (502, "api_error"),
     Unavailable: (503, "service_unavailable"),
     DeadlineExceeded: (504, "timeout_error"),
 }
@@ -36,50 +68,87 @@ _TYPE_OF_STATUS = {401: "authentication_error", 403: "permission_error", 404: "n
                    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
                    429: "rate_limit_error"}
 
+# Not a status anyone reads (the client is gone): it labels the request in logs and metrics.
+CLIENT_CLOSED_REQUEST = 499
 
-def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict:
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+def error_body(message: str, type: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-def error_response(exc: APIError) -> JSONResponse:
-    return JSONResponse(error_body(exc.message, exc.type, exc.code, exc.param), status_code=exc.status, headers=exc.headers)
+def http_status(exc: ServiceError) -> tuple[int, str]:
+    """(status, OpenAI error type) of a service error."""
+    for cls in type(exc).__mro__:
+        if cls in _HTTP:
+            return _HTTP[cls]
+    return 500, "api_error"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(APIError)
-    async def _api_error(_request: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc)
+def service_error_body(exc: ServiceError) -> dict[str, Any]:
+    return error_body(exc.message, http_status(exc)[1], exc.code, exc.param)
 
-    @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        status, type_ = next((v for k, v in _SERVICE_ERRORS.items() if isinstance(exc, k)), (500, "api_error"))
-        return JSONResponse(error_body(exc.message, type_), status_code=status)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        if first.get("type") == "json_invalid":  # the position of the syntax error is no parameter
-            return JSONResponse(error_body("the request body is not valid JSON", "invalid_request_error",
-                                           "invalid_json"), status_code=400)
-        loc = [str(p) for p in first.get("loc", ())]
-        # Drop only the leading location ("body", "query", ...): a field may itself be named "query".
-        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
-            loc = loc[1:]
-        param = ".".join(loc) or None
-        message = f"{param}: {first.get('msg', 'invalid')}" if param else str(first.get("msg", "invalid request"))
-        return JSONResponse(error_body(message, "invalid_request_error", "validation_error", param), status_code=422)
+def _headers(exc: ServiceError) -> dict[str, str] | None:
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": retry_after_header(exc.retry_after)}
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        return {"Retry-After": retry_after_header(exc.retry_after)}
+    return None
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body(str(exc.detail), _TYPE_OF_STATUS.get(exc.status_code, "api_error")),
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # Only reached for errors outside RequestContextMiddleware, which answers the others itself.
-        log.exception("unhandled error")
-        return unexpected_error_response()
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(service_error_body(exc), status_code=http_status(exc)[0], headers=_headers(exc))
 
 
 def unexpected_error_response() -> JSONResponse:
     return JSONResponse(error_body("internal server error", "api_error"), status_code=500)
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":  # the position of the syntax error is no parameter
+        return JSONResponse(error_body("the request body is not valid JSON", "invalid_request_error",
+                                       "invalid_json"), status_code=400)
+    loc = [str(p) for p in first.get("loc", ())]
+    # Drop only the leading location ("body", "query", ...): a field may itself be named "query".
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    param = ".".join(loc) or None
+    message = f"{param}: {first.get('msg', 'invalid')}" if param else str(first.get("msg", "invalid request"))
+    return JSONResponse(error_body(message, "invalid_request_error", "validation_error", param), status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return service_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_disconnect(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        return JSONResponse(error_body("the client disconnected before its request body arrived",
+                                       "invalid_request_error", "client_disconnected"), status_code=400)
+
+    @app.exception_handler(ClientGone)
+    async def _client_gone(_request: Request, _exc: ClientGone) -> JSONResponse:
+        return JSONResponse(error_body("client closed the request", "api_error"), status_code=CLIENT_CLOSED_REQUEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail), _TYPE_OF_STATUS.get(exc.status_code, "api_error")),
+                            status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        # Only reached for errors outside RequestContextMiddleware, which answers the others itself.
+        log.exception("unhandled error")
+        return unexpected_error_response()

@@ -28,17 +28,9 @@ class ScrapedPage:
 class Passage:
     chunk_id: str
     document_id: str
-    source_name: str
+    # The document's name as the index holds it (its file name at upload).
+    document_name: str
     page: int  # 1-based; 0 when the source has no pages
     chunk_index: int
     text: str
     score: float
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of a document to index."""
-
-    chunk_index: int
-    page: int
-    text: str

@@ -2,7 +2,7 @@
 
 Every call carries a deadline (the client's default, or one passed per call); a failed call
 becomes a `genai_common.errors.ServiceError` (DeadlineExceeded, InvalidInput, NotFound,
-Unavailable) through `error_from_rpc`. The request id travels in the metadata: the channel from
+Unavailable) through `genai_common.grpc_client.unary`. The request id travels in the metadata: the channel from
 `genai_common.grpc_client.open_channel` adds it from the contextvar.
 """
 
@@ -12,13 +12,11 @@ from collections.abc import Sequence
 
 import grpc
 
-from gateway.peer_models import Chunk, Passage, ScrapedPage
+from gateway.peer_models import Passage, ScrapedPage
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
 from genai_common.errors import InvalidInput
 from genai_common.grpc_client import unary
-
-__all__ = ["Chunk", "Passage", "RetrieverClient", "ScrapedPage", "ScraperClient"]
 
 _MODES = {
     None: retriever_pb2.SEARCH_MODE_UNSPECIFIED,
@@ -42,7 +40,7 @@ def _page_from_pb(page: scraper_pb2.Page) -> ScrapedPage:
 
 def _passage_from_pb(hit: retriever_pb2.Hit) -> Passage:
     return Passage(
-        chunk_id=hit.chunk_id, document_id=hit.document_id, source_name=hit.source_name, page=hit.page,
+        chunk_id=hit.chunk_id, document_id=hit.document_id, document_name=hit.source_name, page=hit.page,
         chunk_index=hit.chunk_index, text=hit.text, score=hit.score,
     )
 
@@ -82,23 +80,8 @@ class RetrieverClient:
         reply = await unary(self._stub.Search, request, deadline=deadline or self._deadline, peer="retriever")
         return [_passage_from_pb(h) for h in reply.hits]
 
-    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk],
-                    *, deadline: float | None = None) -> int:
-        """Upsert a document's chunks (idempotent: chunk ids are deterministic); returns how many."""
-        request = retriever_pb2.IndexRequest(
-            document_id=document_id, source_name=source_name,
-            chunks=[retriever_pb2.Chunk(chunk_index=c.chunk_index, page=c.page, text=c.text) for c in chunks],
-        )
-        reply = await unary(self._stub.Index, request, deadline=deadline or self._deadline, peer="retriever")
-        return reply.indexed
-
     async def delete_document(self, document_id: str, *, deadline: float | None = None) -> int:
         """Delete a document's vectors; returns how many were deleted (0 when none existed)."""
         request = retriever_pb2.DeleteDocumentRequest(document_id=document_id)
         reply = await unary(self._stub.DeleteDocument, request, deadline=deadline or self._deadline, peer="retriever")
         return reply.deleted
-
-    async def list_chunk_ids(self, document_id: str, *, deadline: float | None = None) -> list[str]:
-        request = retriever_pb2.ListChunkIdsRequest(document_id=document_id)
-        reply = await unary(self._stub.ListChunkIds, request, deadline=deadline or self._deadline, peer="retriever")
-        return list(reply.chunk_ids)

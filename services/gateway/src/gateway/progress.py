@@ -1,40 +1,45 @@
-"""The gateway's one consumer of `job.progress`: decodes each event and hands it to the applier
-registered for its kind (documents, image jobs, text jobs). The gateway alone owns the records,
-so appliers write them; they must be idempotent (state and progress only move forward).
+"""What a worker reports about a job, as the gateway's features see it (no protobuf here).
+
+Ingest (documents), imagegen (image jobs) and the gateway's own text worker report progress;
+`gateway.consumer` turns each `job.progress` event into a `ProgressReport` and hands it to the
+feature that owns the record. Records only move forward, so a report may arrive late or twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from aio_pika.abc import AbstractIncomingMessage
-
-from genai.events.v1 import events_pb2
-from genai_common.amqp import JOB_PROGRESS, PermanentFailure, QueueSpec, RetryPolicy, decode
-
-PROGRESS_QUEUE_NAME = "gateway.job-progress"
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
-def progress_queue(attempts: int, budget_seconds: float) -> QueueSpec:
-    return QueueSpec(PROGRESS_QUEUE_NAME, routing_keys=(JOB_PROGRESS,), prefetch=32,
-                     retry=RetryPolicy(attempts=attempts, budget_seconds=budget_seconds))
+class JobState(enum.StrEnum):
+    """Where a piece of background work stands (the states of `genai.events.v1.JobState`)."""
 
-Applier = Callable[[events_pb2.JobProgress], Awaitable[None]]
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-class ProgressDispatcher:
-    def __init__(self) -> None:
-        self._appliers: dict[int, Applier] = {}
+ACTIVE = (JobState.QUEUED, JobState.RUNNING)
+TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
-    def register(self, kind: int, applier: Applier) -> None:
-        """`kind` is an `events_pb2.JobKind` value; one applier per kind."""
-        if kind in self._appliers:
-            raise ValueError(f"an applier for job kind {kind} is already registered")
-        self._appliers[kind] = applier
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
-        event = decode(message, events_pb2.JobProgress)
-        applier = self._appliers.get(event.kind)
-        if applier is None:
-            raise PermanentFailure(f"no applier for job kind {events_pb2.JobKind.Name(event.kind)}")
-        await applier(event)
+@dataclass(frozen=True)
+class ProgressReport:
+    """One report about a job (a document's ingestion is one too), from whoever runs it."""
+
+    job_id: str
+    state: JobState
+    progress: int = 0
+    stage: str = ""
+    # Why it failed, in words a person can act on.
+    reason: str = ""
+    # Documents: pages read and chunks indexed.
+    pages: int = 0
+    chunks: int = 0
+    # Image jobs: blob keys of the results; text jobs: the answer.
+    result_keys: tuple[str, ...] = ()
+    output_text: str | None = None
+    stage_seconds: Mapping[str, float] = field(default_factory=dict)

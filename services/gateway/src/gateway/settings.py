@@ -11,24 +11,28 @@ class GatewaySettings(CommonSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
 
-    # Peers
+    # Peers. A chat reads the first GATEWAY_SCRAPE_MAX_URLS URLs of the user's last message; each
+    # page's text is cut to GATEWAY_SCRAPE_MAX_CHARS_PER_PAGE characters before it goes into the
+    # prompt. A backend past its deadline is named in `sources_unavailable`.
     scraper_addr: str = "127.0.0.1:50051"
     retriever_addr: str = "127.0.0.1:50052"
-    scrape_deadline_seconds: float = 8.0
-    retrieve_deadline_seconds: float = 5.0
-    max_urls_per_message: int = 5
-    # Each scraped page's text is cut to this many characters before it goes into the prompt.
-    scrape_max_chars_per_page: int = 8000
+    gateway_scrape_deadline_seconds: float = Field(default=8.0, gt=0)
+    gateway_scrape_max_urls: int = Field(default=5, ge=0)
+    gateway_scrape_max_chars_per_page: int = Field(default=8000, ge=1)
+    gateway_retrieve_deadline_seconds: float = Field(default=5.0, gt=0)
 
     # LLM (OpenAI-compatible, e.g. vLLM). Unset base URL -> retrieval-only answers.
     llm_base_url: str | None = None
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_model: str | None = None
     llm_timeout_seconds: float = 120.0
-    # Chats in flight at once (sources + LLM, retrieval-only chats too; see gateway.chat.limiter).
-    llm_max_concurrency: int = 64
+    # Chats in flight at once with the LLM (sources + LLM; see gateway.chat.limiter).
+    llm_max_concurrency: int = Field(default=64, ge=1)
     # Chats waiting for a slot beyond llm_max_concurrency; more than this are refused with 429.
-    llm_max_queue: int = 64
+    llm_max_queue: int = Field(default=64, ge=0)
+    # Without an LLM: retrieval-only chats in flight at once (sources + quoting); as many again
+    # may wait for a slot, more are refused with 429.
+    gateway_retrieval_only_max_concurrency: int = Field(default=64, ge=1)
 
     # Auth: unset -> open (warned at start).
     gateway_api_keys: CommaList[SecretStr] = []
@@ -71,5 +75,3 @@ class GatewaySettings(CommonSettings):
     jobs_sse_keepalive_seconds: float = 15.0
     # How often an event stream re-reads its job (another replica may have applied the update).
     jobs_sse_poll_seconds: float = 2.0
-
-

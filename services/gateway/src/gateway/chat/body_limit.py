@@ -7,19 +7,22 @@ counted while a body without one (chunked) arrives.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
+from genai_common.errors import PayloadTooLarge
+
 # Generous for text (and for images sent inline as data URLs); far below what would hurt.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
-def _too_large(limit: int) -> HTTPException:
-    return HTTPException(413, f"the request body is larger than {limit} bytes")
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes", code="body_too_large")
 
 
 def _counting(receive: Receive, limit: int) -> Receive:
@@ -42,7 +45,7 @@ class BodyLimitedRoute(APIRoute):
 
     max_body_bytes = MAX_BODY_BYTES
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         limit = self.max_body_bytes
 
@@ -50,6 +53,12 @@ class BodyLimitedRoute(APIRoute):
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
                 raise _too_large(limit)
-            return await handler(Request(request.scope, _counting(request.receive, limit)))
+            try:
+                return await handler(Request(request.scope, _counting(request.receive, limit)))
+            except HTTPException as exc:
+                # FastAPI answers any error while it reads the body with a 400: give the cap's own.
+                if isinstance(exc.__cause__, PayloadTooLarge):
+                    raise exc.__cause__ from None
+                raise
 
         return limited

@@ -29,7 +29,7 @@ def _passage(source: Source, question: str) -> str:
     else:
         page = f", page {source.page}" if source.page else ""
         score = f" (score {source.score:.2f})" if source.score is not None else ""
-        where = f"{source.name}{page}{score}"
+        where = f"{source.document_name}{page}{score}"
     return f"[{source.id}] {where}\n{excerpt(source.text, question, PASSAGE_CHARS)}"
 
 
@@ -72,8 +72,9 @@ def retrieval_only_chunks(content: str, context: ChatContext, include_usage: boo
     """The answer as a stream: role, content, finish, then the sources chunk (with usage if asked)."""
     cid, created, model = new_completion_id(), int(time.time()), RETRIEVAL_ONLY_MODEL
     usage = {"usage": dict(NO_USAGE)} if include_usage else {}
+    opening = {"role": "assistant", "content": ""}
     return [
-        chunk(cid, model, created, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]),
+        chunk(cid, model, created, [{"index": 0, "delta": opening, "finish_reason": None}]),
         chunk(cid, model, created, [{"index": 0, "delta": {"content": content}, "finish_reason": None}]),
         chunk(cid, model, created, [{"index": 0, "delta": {}, "finish_reason": "stop"}]),
         chunk(cid, model, created, [], **usage, **sources_fields(context)),

@@ -56,10 +56,12 @@ class ChatContext:
 
 @dataclass(frozen=True)
 class GatherLimits:
-    max_urls: int = 5
-    max_chars_per_page: int = 8000
-    scrape_deadline: float = 8.0
-    retrieve_deadline: float = 5.0
+    """GATEWAY_SCRAPE_MAX_URLS, the characters read per page, and each backend's deadline (seconds)."""
+
+    max_urls: int
+    max_chars_per_page: int
+    scrape_deadline: float
+    retrieve_deadline: float
 
 
 class ContextGatherer:

@@ -70,7 +70,7 @@ def _scores(pieces: list[str], question: set[str]) -> list[float]:
 
 def _join(pieces: list[str], chosen: list[int]) -> str:
     parts: list[str] = [] if chosen[0] == 0 else [ELLIPSIS]
-    for previous, index in zip([None, *chosen], chosen):
+    for previous, index in zip([None, *chosen], chosen, strict=False):
         if previous is not None and index != previous + 1:
             parts.append(ELLIPSIS)
         parts.append(pieces[index])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from gateway.errors import ClientGone
+from genai_common.errors import InvalidInput, Saturated, ServiceError
 from genai_common.metrics import LATENCY_BUCKETS
 
 # mode: llm | retrieval_only; outcome: ok | client_error | rejected | upstream_error | cancelled | error
@@ -19,3 +21,20 @@ BACKEND_FAILURES = Counter("gateway_backend_failures_total",
 
 def backend_failed(backend: str) -> None:
     BACKEND_FAILURES.labels(backend).inc()
+
+
+def outcome_of(exc: Exception) -> str:
+    """The `outcome` label of a chat that ended with `exc`.
+
+    Sources that fail never end a chat (it goes on without them), so a service error other than
+    a refusal here comes from the LLM; the LLM adapter's own codes start with `llm_`.
+    """
+    if isinstance(exc, Saturated):
+        return "rejected"
+    if isinstance(exc, ClientGone):
+        return "cancelled"
+    if isinstance(exc, InvalidInput) and not (exc.code or "").startswith("llm_"):
+        return "client_error"
+    if isinstance(exc, ServiceError):
+        return "upstream_error"
+    return "error"

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
 
 from gateway.chat.sources import Source
-
-Message = dict[str, Any]
+from gateway.llm import Message
 
 GROUNDING = """\
 Answer the user's last message. Numbered sources follow: web pages the user named and passages \
@@ -57,7 +55,7 @@ def _fence(source: Source, boundary: str) -> str:
         header = f"kind: web page\ntitle: {source.title}\nurl: {source.url}"
     else:
         page = f"\npage: {source.page}" if source.page else ""
-        header = f"kind: uploaded document\nname: {source.name}{page}"
+        header = f"kind: uploaded document\nname: {source.document_name}{page}"
     return f"<<<SOURCE {source.id} {boundary}\n{header}\n\n{source.text}\n{boundary} SOURCE {source.id}>>>"
 
 
@@ -71,7 +69,7 @@ def grounding_message(sources: Sequence[Source], boundary: str | None = None,
                       unread: Sequence[tuple[str, str]] = ()) -> str:
     parts = [unread_note(unread)] if unread else []
     if sources:
-        boundary = boundary or new_boundary([f"{s.title}\n{s.url}\n{s.name}\n{s.text}" for s in sources])
+        boundary = boundary or new_boundary([f"{s.title}\n{s.url}\n{s.document_name}\n{s.text}" for s in sources])
         blocks = "\n\n".join(_fence(s, boundary) for s in sources)
         parts.insert(0, f"{GROUNDING.format(boundary=boundary)}\n\n{blocks}")
     return "\n\n".join(parts)

@@ -1,67 +1,47 @@
-"""HTTP edge of the chat feature: OpenAI wire ↔ ChatService, errors in the OpenAI shape."""
+"""HTTP edge of the chat feature: OpenAI wire ↔ ChatAnswerer.
+
+Errors are not translated here: they propagate to `gateway.errors`, which answers them in the
+OpenAI shape. This module only counts how each chat ended.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.chat.answering import ChatRequest, ChatStream
 from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
-from gateway.chat.limiter import Saturated
-from gateway.chat.llm import UpstreamError
-from gateway.chat.metrics import CHAT_REQUESTS
-from gateway.chat.models import ChatCompletionRequest, ModelCard, ModelList
+from gateway.chat.metrics import CHAT_REQUESTS, outcome_of
 from gateway.chat.prompt import last_user_text
-from gateway.chat.service import ChatRequest, ChatService, ChatStream
-from gateway.errors import APIError, error_body
+from gateway.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
+from gateway.deps import Chat
+from gateway.errors import ClientGone, service_error_body
+from gateway.sse import DONE, HEADERS, MEDIA_TYPE, sse_event
+from genai_common.errors import InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["chat"], route_class=BodyLimitedRoute)
 T = TypeVar("T")
 
-_UPSTREAM_TYPES = {400: ("invalid_request_error", "llm_rejected"), 429: ("rate_limit_error", "llm_rate_limited"),
-                   502: ("api_error", "llm_failed"), 503: ("service_unavailable", "llm_unavailable"),
-                   504: ("timeout_error", "llm_timeout")}
-
-
-async def _service(request: Request) -> ChatService:
-    return request.app.state.chat
-
-
-Service = Annotated[ChatService, Depends(_service)]
-
-
-class ClientGone(Exception):
-    """The client disconnected before the answer was ready."""
-
-
-def _api_error(exc: UpstreamError | Saturated) -> APIError:
-    if isinstance(exc, Saturated):
-        return APIError(429, str(exc), type="rate_limit_error", code="gateway_overloaded",
-                        headers={"Retry-After": str(exc.retry_after)})
-    type_, code = _UPSTREAM_TYPES.get(exc.status, ("api_error", "llm_failed"))
-    headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
-    return APIError(exc.status, exc.message, type=type_, code=code, headers=headers)
-
 
 def _to_domain(body: ChatCompletionRequest) -> ChatRequest:
     if body.n is not None and body.n > 1:
-        raise APIError(400, "only n=1 is supported", param="n", code="unsupported_value")
+        raise InvalidInput("only n=1 is supported", param="n", code="unsupported_value")
     if not body.messages:
-        raise APIError(400, "messages must not be empty", param="messages")
+        raise InvalidInput("messages must not be empty", param="messages")
     messages = body.llm_messages()
     question = last_user_text(messages)
     if question is None:
-        raise APIError(400, "messages must contain a user message", param="messages")
+        raise InvalidInput("messages must contain a user message", param="messages")
     options = body.genai
     context = ContextRequest(question=question, scrape=options.scrape, rag=options.rag, top_k=options.top_k,
                              score_threshold=options.score_threshold)
@@ -90,10 +70,6 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     return task.result()
 
 
-def _sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
-
-
 class _SSEResponse(StreamingResponse):
     """Streams a ChatStream as server-sent events and closes it however the response ends."""
 
@@ -101,20 +77,19 @@ class _SSEResponse(StreamingResponse):
         self._stream = stream
         self._on_close = on_close
         self._outcome = "cancelled"
-        super().__init__(self._body(), media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        super().__init__(self._body(), media_type=MEDIA_TYPE, headers=HEADERS)
 
     async def _body(self) -> AsyncIterator[bytes]:
         try:
             async for event in self._stream.events():
-                yield _sse(event)
+                yield sse_event(event)
             self._outcome = "ok"
-        except UpstreamError as exc:
-            self._outcome = "upstream_error"
+        except ServiceError as exc:
+            # The status went out with the first chunk: the error becomes the stream's last event.
+            self._outcome = outcome_of(exc)
             log.warning("LLM stream failed: %s", exc.message)
-            error = _api_error(exc)
-            yield _sse(error_body(error.message, error.type, error.code))
-        yield b"data: [DONE]\n\n"
+            yield sse_event(service_error_body(exc))
+        yield DONE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -126,44 +101,29 @@ class _SSEResponse(StreamingResponse):
             self._on_close(self._outcome)
 
 
-def _record(mode: str, outcome: str, stream: bool) -> None:
+def _record(mode: str, outcome: str, stream: bool, error: Exception | None = None) -> None:
     CHAT_REQUESTS.labels(mode, outcome).inc()
+    if outcome == "upstream_error" and isinstance(error, ServiceError):
+        log.warning("LLM call failed: %s", error.message)
     log.info("chat finished", extra={"mode": mode, "outcome": outcome, "stream": stream})
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, request: Request, service: Service) -> JSONResponse | _SSEResponse:
-    mode = service.mode
+async def chat_completions(body: ChatCompletionRequest, request: Request, chat: Chat) -> JSONResponse | _SSEResponse:
+    mode = chat.mode
     try:
-        chat = _to_domain(body)
+        chat_request = _to_domain(body)
         if body.stream:
-            stream = await _unless_disconnected(request, service.open_stream(chat))
+            stream = await _unless_disconnected(request, chat.open_stream(chat_request))
             return _SSEResponse(stream, lambda outcome: _record(mode, outcome, True))
-        answer = await _unless_disconnected(request, service.complete(chat))
-    except APIError:
-        _record(mode, "client_error", body.stream)
-        raise
-    except Saturated as exc:
-        _record(mode, "rejected", body.stream)
-        raise _api_error(exc) from exc
-    except UpstreamError as exc:
-        _record(mode, "upstream_error", body.stream)
-        log.warning("LLM call failed with %d: %s", exc.status, exc.message)
-        raise _api_error(exc) from exc
-    except ClientGone:
-        _record(mode, "cancelled", body.stream)
-        raise APIError(499, "client closed the request", type="api_error") from None
-    except Exception:
-        _record(mode, "error", body.stream)
+        answer = await _unless_disconnected(request, chat.complete(chat_request))
+    except Exception as exc:
+        _record(mode, outcome_of(exc), body.stream, exc)
         raise
     _record(mode, "ok", False)
     return JSONResponse(answer)
 
 
 @router.get("/models")
-async def list_models(service: Service) -> ModelList:
-    try:
-        ids = await service.models()
-    except UpstreamError as exc:
-        raise _api_error(exc) from exc
-    return ModelList(data=[ModelCard(id=i) for i in ids])
+async def list_models(chat: Chat) -> ModelList:
+    return ModelList(data=[ModelCard(id=model) for model in await chat.models()])

@@ -19,8 +19,8 @@ class Source:
     score: float | None = None
     title: str = ""        # url
     url: str = ""          # url
-    name: str = ""         # document
-    document_id: str = ""  # document
+    document_id: str = ""    # document
+    document_name: str = ""  # document
     page: int = 0          # document; 0 when the source has no pages
 
     @property
@@ -32,7 +32,7 @@ class Source:
         if self.kind == "url":
             return {"id": self.id, "kind": "url", "title": self.title, "url": self.url,
                     "score": self.score, "snippet": self.snippet}
-        return {"id": self.id, "kind": "document", "name": self.name, "document_id": self.document_id,
+        return {"id": self.id, "kind": "document", "name": self.document_name, "document_id": self.document_id,
                 "page": self.page or None, "score": self.score, "snippet": self.snippet}
 
 
@@ -52,5 +52,6 @@ def assemble_sources(pages: Sequence[ScrapedPage], passages: Sequence[Passage]) 
             continue
         seen.add(passage.chunk_id)
         sources.append(Source(id=len(sources) + 1, kind="document", text=passage.text, score=passage.score,
-                              name=passage.source_name, document_id=passage.document_id, page=passage.page))
+                              document_id=passage.document_id, document_name=passage.document_name,
+                              page=passage.page))
     return sources

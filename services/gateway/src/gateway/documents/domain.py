@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from gateway.documents.models import Status
 from gateway.peer_models import Passage
+from gateway.progress import JobState, ProgressReport
+
+
+class Status(enum.StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    INDEXED = "indexed"
+    FAILED = "failed"
+    # A tombstone: hidden from the API; late progress for it deletes vectors instead of reviving it.
+    DELETED = "deleted"
+
+
+# Status only moves up this order. `indexed` outranks `failed`: if the vectors were committed
+# (e.g. a dead-lettered event replayed by an operator), the document is usable.
+RANK = {Status.QUEUED: 0, Status.PROCESSING: 1, Status.FAILED: 2, Status.INDEXED: 3, Status.DELETED: 9}
+
+_STATUS_OF_STATE = {
+    JobState.QUEUED: Status.QUEUED,
+    JobState.RUNNING: Status.PROCESSING,
+    JobState.SUCCEEDED: Status.INDEXED,
+    JobState.FAILED: Status.FAILED,
+    JobState.CANCELLED: Status.FAILED,
+}
+MAX_STAGE_CHARS = 32
+MAX_REASON_CHARS = 2000
 
 
 @dataclass(frozen=True)
 class Document:
     id: str
+    # The client's file name made safe to show (see `naming`): the name a citation gives too.
     name: str
     media_type: str
     size_bytes: int
@@ -32,7 +58,7 @@ class Document:
 
 @dataclass(frozen=True)
 class ProgressUpdate:
-    """One `job.progress` event for a document, already translated from the wire."""
+    """What one progress report says about a document, bounded to what its record keeps."""
 
     document_id: str
     status: Status
@@ -42,6 +68,17 @@ class ProgressUpdate:
     pages: int = 0
     chunks: int = 0
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, report: ProgressReport) -> ProgressUpdate:
+        status = _STATUS_OF_STATE[report.state]
+        reason = report.reason or ("cancelled" if report.state is JobState.CANCELLED else "")
+        return cls(
+            document_id=report.job_id, status=status,
+            progress=100 if status is Status.INDEXED else min(report.progress, 100),
+            stage=report.stage[:MAX_STAGE_CHARS], reason=reason[:MAX_REASON_CHARS], pages=report.pages,
+            chunks=report.chunks, stage_seconds=dict(report.stage_seconds),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Turning a client-supplied file name into safe display metadata (never a path, never a key)."""
+"""A document's name: the client's file name made safe to show (never a path, never a key).
+
+It is the name the document keeps everywhere: its record, the `document.uploaded` event, the
+index, search results and citations.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,14 @@ _SPACES = re.compile(r"\s+")
 _RESERVED = re.compile(r'[<>:"|?*\\/]')
 
 
-def sanitize_filename(raw: str | None, media_type: str) -> str:
-    """The original name as display metadata: no path, controls, bidi tricks or odd lengths.
+def document_name(raw_filename: str | None, media_type: str) -> str:
+    """The client's file name as display metadata: no path, controls, bidi tricks or odd lengths.
 
     NFKC-normalised; path components (both separator styles) dropped; control, format
     (bidi overrides such as U+202E, zero-width) and unassigned characters removed; whitespace
     collapsed; capped at ~200 characters keeping the extension; `document.<ext>` if nothing is left.
     """
-    name = unicodedata.normalize("NFKC", raw or "")
+    name = unicodedata.normalize("NFKC", raw_filename or "")
     name = re.split(r"[/\\]", name)[-1]
     name = _SPACES.sub(" ", name)  # tabs and line breaks become spaces before controls are dropped
     name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn"))

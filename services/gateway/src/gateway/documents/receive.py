@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import Message
 from email.utils import collapse_rfc2231_value
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -19,23 +20,19 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from gateway.documents.naming import extension
 from gateway.documents.sniff import Sniffer
 from genai_common.blobs import BlobWriter
-from genai_common.errors import InvalidInput, ServiceError
+from genai_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+if TYPE_CHECKING:  # the library defines its callback table for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 FILE_FIELD = "file"
 WRITE_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 64 * 1024
 
 
-class UploadTooLarge(ServiceError):
-    """The file part is over the cap (HTTP 413)."""
-
-
-class NotMultipart(ServiceError):
-    """The request is not multipart/form-data (HTTP 415)."""
-
-
-class MissingFile(InvalidInput):
-    """No file part in the form (HTTP 422 naming the `file` field)."""
+def too_large(message: str) -> PayloadTooLarge:
+    """The file part is over the cap."""
+    return PayloadTooLarge(message, code="file_too_large", param=FILE_FIELD)
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,8 @@ def boundary_of(content_type: str) -> bytes:
     kind, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
-        raise NotMultipart("send the file as multipart/form-data with a `file` field")
+        raise UnsupportedMediaType("send the file as multipart/form-data with a `file` field",
+                                   code="unsupported_media_type", param=FILE_FIELD)
     return boundary
 
 
@@ -88,7 +86,7 @@ def _part_name(disposition: str) -> str | None:
     return collapse_rfc2231_value(name) if name else None
 
 
-def _callbacks(state: _PartState) -> dict:
+def _callbacks(state: _PartState) -> MultipartCallbacks:
     def on_part_begin() -> None:
         state.disposition = ""
         state.in_file = False
@@ -126,7 +124,9 @@ def _callbacks(state: _PartState) -> dict:
     def on_end() -> None:
         state.ended = True
 
-    return {name: fn for name, fn in locals().items() if name.startswith("on_")}
+    return {"on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+            "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data, "on_part_end": on_part_end, "on_end": on_end}
 
 
 async def receive_file(body: AsyncIterator[bytes], content_type: str, sink: BlobWriter, *,
@@ -146,7 +146,7 @@ async def receive_file(body: AsyncIterator[bytes], content_type: str, sink: Blob
         for piece in state.pending:
             size += len(piece)
             if size > max_bytes:
-                raise UploadTooLarge(f"the file is larger than the {max_bytes}-byte limit")
+                raise too_large(f"the file is larger than the {max_bytes}-byte limit")
             sniffer.feed(piece)
             digest.update(piece)
             buffered += piece
@@ -155,7 +155,7 @@ async def receive_file(body: AsyncIterator[bytes], content_type: str, sink: Blob
             await sink.write(bytes(buffered))
             buffered.clear()
     if not state.file_seen:
-        raise MissingFile("the form has no `file` part")
+        raise ValidationFailed("file: the form has no `file` part", code="validation_error", param=FILE_FIELD)
     if not (state.file_done and state.ended):
         raise InvalidInput("the upload ended before the multipart body was complete")
     media_type = sniffer.finish(extension(state.filename))

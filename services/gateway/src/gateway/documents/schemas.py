@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.clock import unix_seconds
 from gateway.documents.domain import Document
 from gateway.peer_models import Passage
-
-
-def _unix(moment: datetime) -> int:
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 class DocumentOut(BaseModel):
@@ -41,8 +37,8 @@ class DocumentOut(BaseModel):
             id=document.id, name=document.name, media_type=document.media_type, size_bytes=document.size_bytes,
             sha256=document.sha256, status=document.status.value, stage=document.stage,
             progress=document.progress, reason=document.reason, pages=document.pages, chunks=document.chunks,
-            stage_seconds=dict(document.stage_seconds), created_at=_unix(document.created_at),
-            updated_at=_unix(document.updated_at),
+            stage_seconds=dict(document.stage_seconds), created_at=unix_seconds(document.created_at),
+            updated_at=unix_seconds(document.updated_at),
         )
 
 
@@ -82,7 +78,7 @@ class SearchResultOut(BaseModel):
 
     @classmethod
     def of(cls, hit: Passage) -> SearchResultOut:
-        return cls(chunk_id=hit.chunk_id, document_id=hit.document_id, name=hit.source_name, page=hit.page,
+        return cls(chunk_id=hit.chunk_id, document_id=hit.document_id, name=hit.document_name, page=hit.page,
                    chunk_index=hit.chunk_index, score=hit.score, text=hit.text)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from genai_common.errors import ServiceError
+from genai_common.errors import UnsupportedMediaType, ValidationFailed
 
 PDF = "application/pdf"
 TEXT = "text/plain"
@@ -28,12 +28,12 @@ _MARKDOWN_INLINE = re.compile(r"\[[^\]\n]+\]\([^)\s]+\)|\*\*[^*\n]+\*\*")
 _BINARY_CONTROLS = re.compile(r"[\x01-\x08\x0b\x0e-\x1f\x7f]")
 
 
-class UnsupportedType(ServiceError):
-    """The bytes are neither a PDF nor UTF-8 text (HTTP 415)."""
+UNSUPPORTED = "unsupported file type: upload a PDF, plain text or Markdown file"
 
 
-class EmptyUpload(ServiceError):
-    """The file part has no bytes."""
+def _unsupported() -> UnsupportedMediaType:
+    """The bytes are neither a PDF nor UTF-8 text."""
+    return UnsupportedMediaType(UNSUPPORTED, code="unsupported_media_type", param="file")
 
 
 class Sniffer:
@@ -58,7 +58,7 @@ class Sniffer:
         if self._maybe_text and not self._pdf:
             self._feed_text(chunk, final=False)
         if self._pdf is False and not self._maybe_text:
-            raise UnsupportedType("unsupported file type: upload a PDF, plain text or Markdown file")
+            raise _unsupported()
 
     def _feed_text(self, chunk: bytes, *, final: bool) -> None:
         try:
@@ -76,7 +76,7 @@ class Sniffer:
 
     def finish(self, filename_extension: str) -> str:
         if self._size == 0:
-            raise EmptyUpload("the file is empty")
+            raise ValidationFailed("file: the file is empty", code="validation_error", param="file")
         if self._pdf is None:
             self._pdf = _looks_like_pdf(bytes(self._head))
         if self._pdf:
@@ -84,8 +84,8 @@ class Sniffer:
         if self._maybe_text:
             self._feed_text(b"", final=True)
         if not self._maybe_text:
-            raise UnsupportedType("unsupported file type: upload a PDF, plain text or Markdown file")
-        if filename_extension in _MARKDOWN_EXTENSIONS or _looks_like_markdown(self._head):
+            raise _unsupported()
+        if filename_extension in _MARKDOWN_EXTENSIONS or _looks_like_markdown(bytes(self._head)):
             return MARKDOWN
         return TEXT
 

@@ -10,11 +10,12 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.documents.domain import Document, Page, ProgressUpdate
-from gateway.documents.models import RANK, DocumentRow, Status, utcnow
+from gateway.clock import utcnow
+from gateway.documents.domain import RANK, Document, Page, ProgressUpdate, Status
+from gateway.documents.tables import DocumentRow
 from genai_common.errors import InvalidInput, NotFound
 
 
@@ -28,7 +29,7 @@ class Applied(enum.Enum):
 _RANK_SQL = case({status.value: rank for status, rank in RANK.items()}, value=DocumentRow.status, else_=0)
 
 
-def _visible():  # type: ignore[no-untyped-def]
+def _visible() -> ColumnElement[bool]:
     return and_(DocumentRow.published.is_(True), DocumentRow.status != Status.DELETED.value)
 
 
@@ -72,7 +73,7 @@ class DocumentStore:
             raise NotFound(f"no document with id {document_id}")
         return to_document(row)
 
-    async def list(self, *, limit: int, after: str | None = None, offset: int = 0) -> Page:
+    async def page(self, *, limit: int, after: str | None = None, offset: int = 0) -> Page:
         """Newest first; `after` is the id of the last document of the previous page."""
         query = select(DocumentRow).where(_visible())
         async with self._sessions() as session:
@@ -100,9 +101,9 @@ class DocumentStore:
         if change.stage_seconds:
             values["stage_seconds"] = dict(change.stage_seconds)
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                update(DocumentRow).where(DocumentRow.id == change.document_id, forward).values(**values))
-            if result.rowcount:
+            moved = await session.scalar(update(DocumentRow).where(DocumentRow.id == change.document_id, forward)
+                                         .values(**values).returning(DocumentRow.id))
+            if moved is not None:
                 return Applied.APPLIED
             status = await session.scalar(select(DocumentRow.status).where(DocumentRow.id == change.document_id))
         if status is None:

@@ -3,12 +3,13 @@ the job as JSON."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.jobs.models import Job, Kind
+from gateway.clock import unix_seconds
+from gateway.jobs.domain import Job, Kind
 
 HARD_MAX_IMAGES = 64
 HARD_MAX_STEPS = 1000
@@ -22,7 +23,8 @@ class ImageJobCreate(BaseModel):
     prompt: str = Field(min_length=1, max_length=HARD_MAX_PROMPT_CHARS)
     negative_prompt: str = Field(default="", max_length=HARD_MAX_PROMPT_CHARS)
     n: int = Field(default=1, ge=1, le=HARD_MAX_IMAGES)
-    size: str | None = Field(default=None, pattern=r"^\d{2,5}x\d{2,5}$", description="WIDTHxHEIGHT, one of the allowed sizes")
+    size: str | None = Field(default=None, pattern=r"^\d{2,5}x\d{2,5}$",
+                             description="WIDTHxHEIGHT, one of the allowed sizes")
     steps: int | None = Field(default=None, ge=1, le=HARD_MAX_STEPS)
     guidance: float = Field(default=5.0, ge=0, le=30)
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="random (and recorded) when absent")
@@ -37,11 +39,7 @@ class TextJobCreate(BaseModel):
 
 
 def _unix(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite keeps no zone; the gateway writes UTC
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    return unix_seconds(moment) if moment is not None else None
 
 
 def image_url(job_id: str, index: int) -> str:

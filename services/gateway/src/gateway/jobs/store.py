@@ -14,17 +14,16 @@ from datetime import timedelta
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from genai_common.errors import Conflict, NotFound, ServiceError
-from gateway.jobs.models import ACTIVE, TERMINAL, Job, JobRow, Kind, NewJob, Status, Update, utcnow
-
+from gateway.clock import utcnow
+from gateway.jobs.domain import Job, Kind, NewJob
+from gateway.jobs.tables import JobRow
+from gateway.progress import ACTIVE, TERMINAL, JobState, ProgressReport
+from genai_common.errors import Conflict, NotFound, ValidationFailed
 
 MARK_CHUNK = 500
-
-
-class IdempotencyMismatch(ServiceError):
-    """The Idempotency-Key was used before with a different request."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,17 @@ class Idempotency:
     request_hash: str
 
 
+def to_job(row: JobRow) -> Job:
+    return Job(
+        id=row.id, kind=Kind(row.kind), status=JobState(row.status), progress=row.progress, stage=row.stage,
+        params=dict(row.params), result_keys=tuple(row.result_keys or ()), output_text=row.output_text,
+        error=row.error, created_at=row.created_at, updated_at=row.updated_at, started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
 class JobStore:
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         # mark_published's group commit: ids waiting for the next UPDATE, and its outcome.
         self._marking = asyncio.Lock()
@@ -43,10 +51,10 @@ class JobStore:
 
     async def create(self, jobs: Sequence[NewJob], idempotency: Idempotency | None) -> tuple[list[Job], bool]:
         """Insert `jobs` in one transaction; returns them and True. With a key already used for the
-        same request, returns the jobs it made and False; for another request, IdempotencyMismatch."""
+        same request, returns the jobs it made and False; for another request, ValidationFailed."""
         now = utcnow()
         rows = [
-            JobRow(id=job.id, kind=job.kind, status=Status.QUEUED, progress=0, stage="", params=job.params,
+            JobRow(id=job.id, kind=job.kind, status=JobState.QUEUED, progress=0, stage="", params=job.params,
                    result_keys=[], error="", batch_index=index, created_at=now, updated_at=now,
                    idempotency_key=idempotency.key if idempotency else None,
                    request_hash=idempotency.request_hash if idempotency else None)
@@ -55,7 +63,7 @@ class JobStore:
         try:
             async with self._sessions.begin() as session:
                 session.add_all(rows)
-            return [Job.from_row(row) for row in rows], True
+            return [to_job(row) for row in rows], True
         except IntegrityError:
             if idempotency is None:
                 raise
@@ -69,8 +77,9 @@ class JobStore:
         if not rows:  # the first request's jobs were withdrawn (the broker refused them): try again
             raise Conflict("a request with this Idempotency-Key failed just now; retry it")
         if rows[0].request_hash != idempotency.request_hash:
-            raise IdempotencyMismatch("this Idempotency-Key was already used with a different request")
-        return [Job.from_row(row) for row in rows]
+            raise ValidationFailed("this Idempotency-Key was already used with a different request",
+                                   code="idempotency_key_reused", param=IDEMPOTENCY_HEADER)
+        return [to_job(row) for row in rows]
 
     async def mark_published(self, job_ids: Sequence[str]) -> None:
         """Record the broker's confirm. Concurrent callers share one UPDATE: ids that arrive while
@@ -102,9 +111,9 @@ class JobStore:
         cutoff = utcnow() - older_than
         async with self._sessions() as session:
             result = await session.execute(
-                select(JobRow).where(JobRow.published_at.is_(None), JobRow.status == Status.QUEUED.value,
+                select(JobRow).where(JobRow.published_at.is_(None), JobRow.status == JobState.QUEUED.value,
                                      JobRow.created_at < cutoff).order_by(JobRow.created_at).limit(limit))
-            return [Job.from_row(row) for row in result.scalars()]
+            return [to_job(row) for row in result.scalars()]
 
     async def withdraw(self, job_ids: Sequence[str]) -> None:
         """Delete jobs that were never queued (their message could not be published)."""
@@ -114,37 +123,37 @@ class JobStore:
     async def get(self, job_id: str) -> Job | None:
         async with self._sessions() as session:
             row = await session.get(JobRow, job_id)
-            return Job.from_row(row) if row is not None else None
+            return to_job(row) if row is not None else None
 
     async def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
         async with self._sessions() as session:
             result = await session.execute(select(JobRow).where(JobRow.id.in_(list(job_ids))))
-            return {row.id: Job.from_row(row) for row in result.scalars()}
+            return {row.id: to_job(row) for row in result.scalars()}
 
     async def recent(self, limit: int) -> list[Job]:
         async with self._sessions() as session:
             result = await session.execute(
                 select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
-            return [Job.from_row(row) for row in result.scalars()]
+            return [to_job(row) for row in result.scalars()]
 
-    async def apply(self, change: Update) -> Kind | None:
+    async def apply(self, change: ProgressReport) -> Kind | None:
         """Apply `change` if it moves the job forward; the job's kind if the record changed, else None."""
-        if change.status == Status.QUEUED:
+        if change.state == JobState.QUEUED:
             return None
         now = utcnow()
-        progress = 100 if change.status == Status.SUCCEEDED else max(0, min(change.progress, 100))
+        progress = 100 if change.state == JobState.SUCCEEDED else max(0, min(change.progress, 100))
         values: dict[str, object] = {
-            "status": change.status.value,
+            "status": change.state.value,
             "progress": case((JobRow.progress > progress, JobRow.progress), else_=progress),
             "updated_at": now,
             "started_at": func.coalesce(JobRow.started_at, now),
         }
         if change.stage:
             values["stage"] = change.stage
-        if change.status in TERMINAL:
+        if change.state in TERMINAL:
             values["finished_at"] = now
-            values["error"] = change.reason if change.status == Status.FAILED else ""
-        if change.status == Status.SUCCEEDED:
+            values["error"] = change.reason if change.state == JobState.FAILED else ""
+        if change.state == JobState.SUCCEEDED:
             values["result_keys"] = list(change.result_keys)
             values["output_text"] = change.output_text
         statement = update(JobRow).where(JobRow.id == change.job_id, JobRow.status.in_([s.value for s in ACTIVE]))
@@ -160,14 +169,15 @@ class JobStore:
         statement = (
             update(JobRow)
             .where(JobRow.id == job_id, JobRow.status.in_([s.value for s in ACTIVE]))
-            .values(status=Status.CANCELLED.value, finished_at=now, updated_at=now, stage="")
+            .values(status=JobState.CANCELLED.value, finished_at=now, updated_at=now, stage="")
+            .returning(JobRow.id)
         )
         async with self._sessions.begin() as session:
-            changed = (await session.execute(statement)).rowcount > 0
+            changed = await session.scalar(statement) is not None
             row = await session.get(JobRow, job_id)
             if row is None:
                 raise NotFound(f"job {job_id} not found")
-            job = Job.from_row(row)
-        if job.status in (Status.SUCCEEDED, Status.FAILED):
+            job = to_job(row)
+        if job.status in (JobState.SUCCEEDED, JobState.FAILED):
             raise Conflict(f"job {job_id} already {job.status.value}; it cannot be cancelled")
         return job, changed

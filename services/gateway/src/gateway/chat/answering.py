@@ -9,14 +9,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.chat.completion import (
-    RETRIEVAL_ONLY_MODEL, chunk, completion_body, new_completion_id, retrieval_only_answer, retrieval_only_chunks,
+    RETRIEVAL_ONLY_MODEL,
+    chunk,
+    completion_body,
+    new_completion_id,
+    retrieval_only_answer,
+    retrieval_only_chunks,
     sources_fields,
 )
 from gateway.chat.context import ChatContext, ContextGatherer, ContextRequest
 from gateway.chat.limiter import ConcurrencyLimiter
 from gateway.chat.metrics import TIME_TO_FIRST_TOKEN
-from gateway.chat.prompt import Message, build_messages
+from gateway.chat.prompt import build_messages
 from gateway.chat.urls import without_urls
+from gateway.llm import Message
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class UpstreamStream(Protocol):
 
 
 class ChatModel(Protocol):
-    """The LLM (`gateway.chat.llm.LLM`); failures raise `UpstreamError`."""
+    """The LLM (`gateway.llm.LLM`); a failed call raises a `genai_common.errors.ServiceError`."""
 
     async def model(self) -> str: ...
     async def complete(self, messages: Sequence[Message], params: dict[str, Any]) -> dict[str, Any]: ...
@@ -47,7 +53,7 @@ class ChatModel(Protocol):
                      stream_options: dict[str, Any] | None = None) -> UpstreamStream: ...
 
 
-class ChatService:
+class ChatAnswerer:
     def __init__(self, gatherer: ContextGatherer, llm: ChatModel | None, limiter: ConcurrencyLimiter) -> None:
         self._gatherer = gatherer
         self._llm = llm
@@ -116,7 +122,8 @@ class _StaticStream:
 class _LLMChatStream:
     """The LLM's chunks as they arrive, then one chunk with the sources; holds a limiter slot until closed."""
 
-    def __init__(self, upstream: UpstreamStream, context: ChatContext, limiter: ConcurrencyLimiter, started: float) -> None:
+    def __init__(self, upstream: UpstreamStream, context: ChatContext, limiter: ConcurrencyLimiter,
+                 started: float) -> None:
         self._upstream = upstream
         self._context = context
         self._limiter = limiter

@@ -9,25 +9,19 @@ and re-reads the record every poll interval for updates another replica applied.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from gateway.jobs.models import Job
+from gateway.jobs.domain import Job
 from gateway.jobs.notify import JobWatchers
 from gateway.jobs.schemas import job_json
-
-KEEPALIVE = ": keepalive\n\n"
-
-
-def sse_event(name: str, data: dict) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+from gateway.sse import KEEPALIVE, sse_event
 
 
 async def job_events(job_id: str, load: Callable[[str], Awaitable[Job | None]], watchers: JobWatchers,
-                     *, keepalive: float, poll: float) -> AsyncIterator[str]:
+                     *, keepalive: float, poll: float) -> AsyncIterator[bytes]:
     with watchers.watch(job_id) as woken:
-        last_state: tuple | None = None
+        last_state: tuple[str, int, str] | None = None
         last_sent = time.monotonic()
         while True:
             woken.clear()
@@ -35,12 +29,12 @@ async def job_events(job_id: str, load: Callable[[str], Awaitable[Job | None]], 
             if job is None:  # deleted under us
                 return
             if job.terminal:
-                yield sse_event(job.status.value, job_json(job))
+                yield sse_event(job_json(job), job.status.value)
                 return
             state = (job.status, job.progress, job.stage)
             if state != last_state:
                 last_state, last_sent = state, time.monotonic()
-                yield sse_event("progress", job_json(job))
+                yield sse_event(job_json(job), "progress")
             elif time.monotonic() - last_sent >= keepalive:
                 last_sent = time.monotonic()
                 yield KEEPALIVE

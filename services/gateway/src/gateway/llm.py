@@ -1,8 +1,15 @@
 """The LLM behind an OpenAI-compatible API (vLLM in the cluster), through `openai.AsyncOpenAI`.
 
-Failures become `UpstreamError` with the HTTP status the gateway should answer: 504 on timeout,
-503 when unreachable or overloaded, 429 passed through with its Retry-After, 400 when the server
-refused the request as invalid, 502 for anything else it got wrong.
+One adapter per process: chat answers and batch text jobs both use it. A failed call raises the
+shared error classes, each with a `code` the client sees:
+
+| what happened | error | code |
+| --- | --- | --- |
+| no answer within LLM_TIMEOUT_SECONDS | DeadlineExceeded (504) | llm_timeout |
+| unreachable, or 503 | Unavailable (503, its Retry-After passed on) | llm_unavailable |
+| 429 | RateLimited (429, its Retry-After passed on) | llm_rate_limited |
+| 400/413/422: the request was refused | InvalidInput (400) | llm_rejected |
+| any other status, or an answer that makes no sense | UpstreamError (502) | llm_failed |
 """
 
 from __future__ import annotations
@@ -10,59 +17,63 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
 from typing import Any
 
 import openai
 
-from gateway.settings import GatewaySettings
+from genai_common.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    RateLimited,
+    ServiceError,
+    Unavailable,
+    UpstreamError,
+)
 from genai_common.logging import request_id_var
 
 log = logging.getLogger(__name__)
 
+# One OpenAI chat message as sent on the wire: {"role": ..., "content": str | [parts], ...}.
 Message = dict[str, Any]
 
 _CHAT_PATH = "/chat/completions"
+# Discovering the served model (LLM_MODEL unset) is a quick call; it has a deadline of its own.
+DISCOVERY_DEADLINE_SECONDS = 5.0
 
 
-class UpstreamError(Exception):
-    def __init__(self, status: int, message: str, *, retry_after: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.retry_after = status, message, retry_after
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; None when absent or not a number (an HTTP date)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
-def _status_error(exc: openai.APIStatusError) -> UpstreamError:
-    retry_after = exc.response.headers.get("retry-after")
-    code = exc.status_code
-    if code == 429:
-        return UpstreamError(429, "the language model is rate limited; retry later", retry_after=retry_after or "1")
-    if code in (400, 413, 422):
-        return UpstreamError(400, f"the language model refused the request: {exc.message}")
-    if code == 503:
-        return UpstreamError(503, "the language model is unavailable", retry_after=retry_after)
-    return UpstreamError(502, f"the language model failed (HTTP {code})")
+def _status_error(exc: openai.APIStatusError) -> ServiceError:
+    retry_after = _retry_after(exc.response.headers.get("retry-after"))
+    status = exc.status_code
+    if status == 429:
+        return RateLimited("the language model is rate limited; retry later", retry_after=retry_after or 1.0,
+                           code="llm_rate_limited")
+    if status in (400, 413, 422):
+        return InvalidInput(f"the language model refused the request: {exc.message}", code="llm_rejected")
+    if status == 503:
+        return Unavailable("the language model is unavailable", retry_after=retry_after, code="llm_unavailable")
+    return UpstreamError(f"the language model failed (HTTP {status})", code="llm_failed")
 
 
-def upstream_error(exc: openai.OpenAIError) -> UpstreamError:
+def llm_error(exc: openai.OpenAIError) -> ServiceError:
     if isinstance(exc, openai.APITimeoutError):
-        return UpstreamError(504, "the language model did not answer in time")
+        return DeadlineExceeded("the language model did not answer in time", code="llm_timeout")
     if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(503, "the language model is unreachable")
+        return Unavailable("the language model is unreachable", code="llm_unavailable")
     if isinstance(exc, openai.APIStatusError):
         return _status_error(exc)
-    return UpstreamError(502, "the language model sent an invalid response")
+    return _invalid_answer()
 
 
-def open_llm(settings: GatewaySettings, stack: AsyncExitStack) -> LLM | None:
-    """The LLM at LLM_BASE_URL (its client closed by `stack`), or None when none is configured."""
-    if not settings.llm_base_url:
-        return None
-    client = openai.AsyncOpenAI(
-        base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value(),
-        timeout=settings.llm_timeout_seconds, max_retries=0,
-    )
-    stack.push_async_callback(client.close)
-    return LLM(client, settings.llm_model)
+def _invalid_answer() -> UpstreamError:
+    return UpstreamError("the language model sent an invalid response", code="llm_failed")
 
 
 def _headers() -> dict[str, str]:
@@ -73,10 +84,9 @@ def _headers() -> dict[str, str]:
 class LLM:
     """Chat completions against one model: LLM_MODEL, or the first model the server lists (cached)."""
 
-    def __init__(self, client: openai.AsyncOpenAI, model: str | None, discovery_timeout: float = 5.0) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, model: str | None) -> None:
         self._client = client
         self._model = model
-        self._discovery_timeout = discovery_timeout
         self._lock = asyncio.Lock()
 
     async def model(self) -> str:
@@ -85,11 +95,12 @@ class LLM:
         async with self._lock:
             if not self._model:
                 try:
-                    page = await self._client.models.list(extra_headers=_headers(), timeout=self._discovery_timeout)
+                    page = await self._client.models.list(extra_headers=_headers(),
+                                                          timeout=DISCOVERY_DEADLINE_SECONDS)
                 except openai.OpenAIError as exc:
-                    raise upstream_error(exc) from exc
+                    raise llm_error(exc) from exc
                 if not page.data:
-                    raise UpstreamError(502, "the language model server lists no models")
+                    raise UpstreamError("the language model server lists no models", code="llm_failed")
                 self._model = page.data[0].id
                 log.info("using model %s, the first the LLM server lists", self._model)
         return self._model
@@ -98,13 +109,13 @@ class LLM:
         """One non-streaming completion as a JSON-ready dict (the server's fields, unchanged)."""
         body = {**params, "model": await self.model(), "messages": list(messages)}
         try:
-            # The SDK's generic request path: same retries, timeouts and errors, and the body goes
-            # through as given (no per-field transform, no response model to build and dump again).
+            # The SDK's generic request path: same timeouts and errors, and the body goes through
+            # as given (no per-field transform, no response model to build and dump again).
             reply = await self._client.post(_CHAT_PATH, cast_to=object, body=body, options={"headers": _headers()})
         except openai.OpenAIError as exc:
-            raise upstream_error(exc) from exc
+            raise llm_error(exc) from exc
         if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
-            raise UpstreamError(502, "the language model sent an invalid response")
+            raise _invalid_answer()
         return reply
 
     async def stream(self, messages: Sequence[Message], params: dict[str, Any],
@@ -117,7 +128,7 @@ class LLM:
             stream = await self._client.post(_CHAT_PATH, cast_to=object, body=body, stream=True,
                                              stream_cls=openai.AsyncStream[object], options={"headers": _headers()})
         except openai.OpenAIError as exc:
-            raise upstream_error(exc) from exc
+            raise llm_error(exc) from exc
         return LLMStream(stream)
 
 
@@ -133,7 +144,7 @@ class LLMStream:
                 if isinstance(chunk, dict):
                     yield chunk
         except openai.OpenAIError as exc:
-            raise upstream_error(exc) from exc
+            raise llm_error(exc) from exc
 
     async def close(self) -> None:
         await self._stream.close()

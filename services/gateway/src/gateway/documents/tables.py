@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import enum
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.clock import utcnow
 from gateway.db import Base
-
-
-class Status(enum.StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    INDEXED = "indexed"
-    FAILED = "failed"
-    # A tombstone: hidden from the API; late progress for it deletes vectors instead of reviving it.
-    DELETED = "deleted"
-
-
-# Status only moves up this order. `indexed` outranks `failed`: if the vectors were committed
-# (e.g. a dead-lettered event replayed by an operator), the document is usable.
-RANK = {Status.QUEUED: 0, Status.PROCESSING: 1, Status.FAILED: 2, Status.INDEXED: 3, Status.DELETED: 9}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from gateway.documents.domain import Status
 
 
 class DocumentRow(Base):
@@ -44,7 +28,7 @@ class DocumentRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     pages: Mapped[int] = mapped_column(Integer, default=0)
     chunks: Mapped[int] = mapped_column(Integer, default=0)
-    stage_seconds: Mapped[dict] = mapped_column(JSON, default=dict)
+    stage_seconds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # False until the broker confirmed `document.uploaded`; such rows are not shown.
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     # For tombstones: whether the retriever confirmed the vectors are gone.

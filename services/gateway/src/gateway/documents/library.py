@@ -1,4 +1,4 @@
-"""Document use cases: upload, delete, apply progress, search. No HTTP, AMQP or protobuf here."""
+"""The document library: upload, list, delete, apply progress, search. No HTTP, AMQP or protobuf here."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from gateway.documents.domain import Document, Page, ProgressUpdate, Retriever, UploadPublisher
-from gateway.documents.models import Status
-from gateway.documents.naming import sanitize_filename
-from gateway.documents.receive import UploadTooLarge, receive_file
+from gateway.documents.domain import Document, Page, ProgressUpdate, Retriever, Status, UploadPublisher
+from gateway.documents.naming import document_name
+from gateway.documents.receive import receive_file, too_large
 from gateway.documents.store import Applied, DocumentStore
 from gateway.peer_models import Passage
+from gateway.progress import ProgressReport
 from genai_common.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 UNPUBLISHED_GRACE = timedelta(minutes=10)
 
 
-class DocumentService:
+class DocumentLibrary:
     def __init__(self, store: DocumentStore, blobs: BlobStore, publisher: UploadPublisher,
                  retriever: Retriever, *, max_bytes: int) -> None:
         self._store, self._blobs, self._publisher = store, blobs, publisher
@@ -38,7 +38,7 @@ class DocumentService:
         event is the last step).
         """
         if content_length is not None and content_length > self._max_bytes + MULTIPART_SLACK_BYTES:
-            raise UploadTooLarge(f"the upload is larger than the {self._max_bytes}-byte limit")
+            raise too_large(f"the upload is larger than the {self._max_bytes}-byte limit")
         document_id = str(uuid.uuid4())
         blob_key = f"documents/{document_id}"
         writer = self._blobs.writer(blob_key)
@@ -48,7 +48,7 @@ class DocumentService:
         except BaseException:
             await writer.abort()
             raise
-        name = sanitize_filename(received.raw_filename, received.media_type)
+        name = document_name(received.raw_filename, received.media_type)
         try:
             document = await self._store.insert(id=document_id, name=name, media_type=received.media_type,
                                                 size_bytes=received.size, sha256=received.sha256, blob_key=blob_key)
@@ -70,8 +70,9 @@ class DocumentService:
     async def get(self, document_id: str) -> Document:
         return await self._store.get(document_id)
 
-    async def list(self, *, limit: int, after: str | None, offset: int) -> Page:
-        return await self._store.list(limit=limit, after=after, offset=offset)
+    async def page(self, *, limit: int, after: str | None, offset: int) -> Page:
+        """Newest first; `after` is the id of the last document of the previous page."""
+        return await self._store.page(limit=limit, after=after, offset=offset)
 
     async def delete(self, document_id: str) -> None:
         """Tombstone (hidden at once), then remove the blob and the vectors.
@@ -89,8 +90,9 @@ class DocumentService:
         await self._store.mark_purged(document_id)
         log.info("document vectors deleted", extra={"document_id": document_id, "deleted": deleted})
 
-    async def apply_progress(self, change: ProgressUpdate) -> Applied:
+    async def apply_progress(self, report: ProgressReport) -> Applied:
         """Idempotent: only moves a record forward; progress for a tombstone purges vectors."""
+        change = ProgressUpdate.of(report)
         outcome = await self._store.apply(change)
         if outcome is Applied.TOMBSTONE and change.status in (Status.INDEXED, Status.FAILED):
             await self._purge_vectors(change.document_id)
@@ -104,7 +106,7 @@ class DocumentService:
         passages = await self._retriever.search(query, top_k=top_k, score_threshold=score_threshold,
                                                 document_ids=document_ids, mode=mode)
         names = await self._store.indexed_names([p.document_id for p in passages])
-        return [replace(p, source_name=names[p.document_id]) for p in passages if p.document_id in names]
+        return [replace(p, document_name=names[p.document_id]) for p in passages if p.document_id in names]
 
     async def forget_unpublished(self) -> int:
         """Drop records (and blobs) of uploads that died before their broker confirm."""

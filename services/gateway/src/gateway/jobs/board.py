@@ -1,7 +1,8 @@
-"""The jobs domain: submit, look up, cancel, and apply what workers report.
+"""The job board: submit, look up, cancel, and apply what workers report.
 
 No web framework, broker or protobuf here: requests come in as dataclasses, messages go out
-through the `Publisher` protocol, records live behind `JobStore`.
+through the `Publisher` protocol, records live behind `JobStore`. A request this deployment does
+not allow raises `ValidationFailed` (422) naming the field; a blocked prompt `InvalidInput` (400).
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Protocol
 
-from genai_common.errors import InvalidInput, NotFound, ServiceError, Unavailable
+from gateway.jobs.domain import ImageRequest, Job, JobLimits, Kind, NewJob, Submission, TextRequest
 from gateway.jobs.metrics import FINISHED, SUBMITTED
-from gateway.jobs.models import TERMINAL, Job, Kind, NewJob, Status, Update
 from gateway.jobs.notify import JobWatchers
 from gateway.jobs.prompt_filter import PromptFilter
 from gateway.jobs.store import Idempotency, JobStore
+from gateway.progress import TERMINAL, JobState, ProgressReport
+from genai_common.errors import InvalidInput, NotFound, ServiceError, Unavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -35,57 +37,17 @@ class Publisher(Protocol):
     async def cancel(self, job_id: str) -> None: ...
 
 
-class PromptBlocked(InvalidInput):
-    def __init__(self, field: str) -> None:
-        super().__init__(f"{field} contains a blocked term")
-        self.field = field
+def _blocked(field: str) -> InvalidInput:
+    return InvalidInput(f"{field} contains a blocked term", code="prompt_blocked", param=field)
 
 
-class InvalidField(ServiceError):
-    """A value outside this deployment's limits (answered like a validation error, 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+def _invalid(field: str, message: str) -> ValidationFailed:
+    """A value outside this deployment's limits."""
+    return ValidationFailed(f"{field}: {message}", code="validation_error", param=field)
 
 
-@dataclass(frozen=True)
-class JobLimits:
-    sizes: tuple[str, ...]
-    max_images: int
-    max_steps: int
-    default_steps: int
-    max_prompt_chars: int
-    max_text_prompts: int
-    max_text_tokens: int
-
-
-@dataclass(frozen=True)
-class ImageRequest:
-    prompt: str
-    negative_prompt: str = ""
-    n: int = 1
-    size: str | None = None
-    steps: int | None = None
-    guidance: float = 5.0
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class TextRequest:
-    prompts: tuple[str, ...]
-    max_tokens: int = 256
-    temperature: float = 0.7
-
-
-@dataclass(frozen=True)
-class Submission:
-    jobs: list[Job]
-    created: bool  # False: an Idempotency-Key replay
-
-
-def request_hash(kind: Kind, request: object) -> str:
-    body = json.dumps({"kind": kind.value, **asdict(request)}, sort_keys=True, separators=(",", ":"))  # type: ignore[call-overload]
+def request_hash(kind: Kind, request: ImageRequest | TextRequest) -> str:
+    body = json.dumps({"kind": kind.value, **asdict(request)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -93,63 +55,64 @@ def default_size(sizes: Sequence[str]) -> str:
     return "1024x1024" if "1024x1024" in sizes else sizes[0]
 
 
-class JobService:
+class JobBoard:
     def __init__(self, store: JobStore, publisher: Publisher, prompt_filter: PromptFilter, watchers: JobWatchers,
-                 limits: JobLimits, *, text_enabled: bool, random_seed: Callable[[], int] | None = None) -> None:
+                 limits: JobLimits, *, text_enabled: bool) -> None:
         self._store, self._publisher, self._filter, self._watchers = store, publisher, prompt_filter, watchers
         self._limits = limits
         self._text_enabled = text_enabled
-        self._random_seed = random_seed or (lambda: secrets.randbelow(2**32))
 
     @property
     def watchers(self) -> JobWatchers:
         return self._watchers
 
-    def image_params(self, request: ImageRequest) -> dict[str, object]:
+    def _image_params(self, request: ImageRequest) -> dict[str, object]:
         """The job's recorded parameters: defaults filled in, the seed drawn if none was given."""
         limits = self._limits
         size = request.size or default_size(limits.sizes)
         if size not in limits.sizes:
-            raise InvalidField("size", f"must be one of {', '.join(limits.sizes)}")
+            raise _invalid("size", f"must be one of {', '.join(limits.sizes)}")
         if request.n > limits.max_images:
-            raise InvalidField("n", f"must be at most {limits.max_images}")
+            raise _invalid("n", f"must be at most {limits.max_images}")
         steps = request.steps or min(limits.default_steps, limits.max_steps)
         if steps > limits.max_steps:
-            raise InvalidField("steps", f"must be at most {limits.max_steps}")
+            raise _invalid("steps", f"must be at most {limits.max_steps}")
         for field in ("prompt", "negative_prompt"):
             if len(getattr(request, field)) > limits.max_prompt_chars:
-                raise InvalidField(field, f"must be at most {limits.max_prompt_chars} characters")
+                raise _invalid(field, f"must be at most {limits.max_prompt_chars} characters")
         if self._filter.blocked(request.prompt):
-            raise PromptBlocked("prompt")
+            raise _blocked("prompt")
         width, height = (int(side) for side in size.split("x"))
-        seed = request.seed if request.seed is not None else self._random_seed()
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**32)
         return {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "n": request.n,
                 "size": size, "width": width, "height": height, "steps": steps, "guidance": request.guidance,
                 "seed": seed}
 
     async def submit_image(self, request: ImageRequest, idempotency_key: str | None) -> Submission:
-        params = self.image_params(request)
+        params = self._image_params(request)
         new = [NewJob(id=str(uuid.uuid4()), kind=Kind.IMAGE, params=params)]
         return await self._submit(Kind.IMAGE, new, request, idempotency_key)
 
     async def submit_text(self, request: TextRequest, idempotency_key: str | None) -> Submission:
         if not self._text_enabled:
-            raise Unavailable("batch text needs a language model and none is configured (LLM_BASE_URL)")
+            raise Unavailable("batch text needs a language model and none is configured (LLM_BASE_URL)",
+                              code="llm_not_configured")
         if len(request.prompts) > self._limits.max_text_prompts:
-            raise InvalidField("prompts", f"at most {self._limits.max_text_prompts} per request")
+            raise _invalid("prompts", f"at most {self._limits.max_text_prompts} per request")
         if request.max_tokens > self._limits.max_text_tokens:
-            raise InvalidField("max_tokens", f"must be at most {self._limits.max_text_tokens}")
+            raise _invalid("max_tokens", f"must be at most {self._limits.max_text_tokens}")
         for index, prompt in enumerate(request.prompts):
             if len(prompt) > self._limits.max_prompt_chars:
-                raise InvalidField(f"prompts.{index}", f"must be at most {self._limits.max_prompt_chars} characters")
+                raise _invalid(f"prompts.{index}", f"must be at most {self._limits.max_prompt_chars} characters")
             if self._filter.blocked(prompt):
-                raise PromptBlocked(f"prompts.{index}")
+                raise _blocked(f"prompts.{index}")
         new = [NewJob(id=str(uuid.uuid4()), kind=Kind.TEXT,
                       params={"prompt": p, "max_tokens": request.max_tokens, "temperature": request.temperature})
                for p in request.prompts]
         return await self._submit(Kind.TEXT, new, request, idempotency_key)
 
-    async def _submit(self, kind: Kind, new: list[NewJob], request: object, key: str | None) -> Submission:
+    async def _submit(self, kind: Kind, new: list[NewJob], request: ImageRequest | TextRequest,
+                      key: str | None) -> Submission:
         idempotency = Idempotency(key, request_hash(kind, request)) if key else None
         jobs, created = await self._store.create(new, idempotency)
         if not created:
@@ -212,7 +175,7 @@ class JobService:
         step; already cancelled -> unchanged; succeeded or failed -> Conflict."""
         job, changed = await self._store.cancel(job_id)
         if changed:
-            FINISHED.labels(job.kind.value, Status.CANCELLED.value).inc()
+            FINISHED.labels(job.kind.value, JobState.CANCELLED.value).inc()
             self._watchers.notify(job_id)
             if job.kind == Kind.IMAGE:
                 await self._stop_worker(job_id)
@@ -224,12 +187,12 @@ class JobService:
         except ServiceError as exc:  # the record is cancelled either way; the worker's results are ignored
             log.warning("cancel not broadcast to workers: %s", exc.message, extra={"job_id": job_id})
 
-    async def apply(self, change: Update) -> bool:
+    async def apply(self, change: ProgressReport) -> bool:
         """Apply a worker's report if it moves the job forward (idempotent); wakes event streams."""
         kind = await self._store.apply(change)
         if kind is None:
             return False
-        if change.status in TERMINAL:
-            FINISHED.labels(kind.value, change.status.value).inc()
+        if change.state in TERMINAL:
+            FINISHED.labels(kind.value, change.state.value).inc()
         self._watchers.notify(change.job_id)
         return True

@@ -1,0 +1,154 @@
+"""The gateway's composition root: every client and service of the process is built here, in
+dependency order, and held on one `Resources` object; the exit stack closes them in reverse.
+
+Start-up order: database (migrated), blob store, broker, peers (scraper, retriever), the LLM
+(none without LLM_BASE_URL: chat answers retrieval-only, batch text is refused), then the
+features that use them (documents, jobs, chat), the clean-up of uploads and jobs a stopped
+gateway left half done, and last the consumers (`job.progress`; `text.job.requested` when there
+is an LLM). Shutdown runs backwards: consumers stop first, then the clients close.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import openai
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.chat.answering import ChatAnswerer
+from gateway.chat.completion import RETRIEVAL_ONLY_PAGE_CHARS
+from gateway.chat.context import ContextGatherer, GatherLimits
+from gateway.chat.limiter import ConcurrencyLimiter
+from gateway.chat.metrics import backend_failed
+from gateway.consumer import ProgressConsumer, progress_queue
+from gateway.db import open_engine, session_factory
+from gateway.documents.library import DocumentLibrary
+from gateway.documents.publisher import AmqpUploadPublisher
+from gateway.documents.store import DocumentStore
+from gateway.jobs.board import JobBoard
+from gateway.jobs.consumer import TextJobHandler
+from gateway.jobs.domain import JobLimits
+from gateway.jobs.notify import JobWatchers
+from gateway.jobs.prompt_filter import PromptFilter
+from gateway.jobs.publisher import AmqpJobPublisher
+from gateway.jobs.store import JobStore
+from gateway.jobs.text_worker import TextJobWorker
+from gateway.llm import LLM
+from gateway.migrate import ensure_schema
+from gateway.peers import RetrieverClient, ScraperClient
+from gateway.settings import GatewaySettings
+from genai_common.amqp import Amqp, RetryPolicy
+from genai_common.blobs import BlobStore, open_blob_store
+from genai_common.grpc_client import open_channel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Everything the routes use, opened by the app's lifespan (`gateway.deps` hands them out)."""
+
+    settings: GatewaySettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    blobs: BlobStore
+    amqp: Amqp
+    chat: ChatAnswerer
+    documents: DocumentLibrary
+    jobs: JobBoard
+    progress: ProgressConsumer
+
+
+async def open_resources(settings: GatewaySettings, stack: AsyncExitStack) -> Resources:
+    """Open and build everything; `stack` closes it all (consumers first)."""
+    await ensure_schema(settings)  # migrates, or waits for the release's migration Job
+    engine = open_engine(settings.database_url)
+    stack.push_async_callback(engine.dispose)
+    sessions = session_factory(engine)
+    blobs = open_blob_store(settings.blob_store_url)
+    amqp = Amqp(settings.amqp_url)
+    await amqp.connect()
+    stack.push_async_callback(amqp.close)
+    scraper, retriever = _open_peers(settings, stack)
+    llm = _open_llm(settings, stack)
+
+    documents = DocumentLibrary(DocumentStore(sessions), blobs, AmqpUploadPublisher(amqp), retriever,
+                                max_bytes=settings.upload_max_bytes)
+    jobs = JobBoard(JobStore(sessions), AmqpJobPublisher(amqp), PromptFilter(settings.jobs_blocked_terms),
+                    JobWatchers(), _job_limits(settings), text_enabled=llm is not None)
+    chat = _chat(settings, scraper, retriever, llm)
+    progress = ProgressConsumer(documents=documents.apply_progress, jobs=jobs.apply)
+
+    await documents.forget_unpublished()
+    await jobs.republish_stale()
+    await _start_consumers(settings, amqp, progress, jobs, llm, stack)
+    return Resources(settings=settings, engine=engine, sessions=sessions, blobs=blobs, amqp=amqp, chat=chat,
+                     documents=documents, jobs=jobs, progress=progress)
+
+
+def _open_peers(settings: GatewaySettings, stack: AsyncExitStack) -> tuple[ScraperClient, RetrieverClient]:
+    """One gRPC channel per peer."""
+    scraper_channel = open_channel(settings.scraper_addr)
+    stack.push_async_callback(scraper_channel.close)
+    retriever_channel = open_channel(settings.retriever_addr)
+    stack.push_async_callback(retriever_channel.close)
+    return (ScraperClient(scraper_channel, settings.gateway_scrape_deadline_seconds),
+            RetrieverClient(retriever_channel, settings.gateway_retrieve_deadline_seconds))
+
+
+def _open_llm(settings: GatewaySettings, stack: AsyncExitStack) -> LLM | None:
+    """The LLM at LLM_BASE_URL, or None when none is configured."""
+    if not settings.llm_base_url:
+        log.warning("LLM_BASE_URL is unset: chat answers in retrieval-only mode and batch text jobs "
+                    "are refused (503)")
+        return None
+    client = openai.AsyncOpenAI(
+        base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value(),
+        timeout=settings.llm_timeout_seconds, max_retries=0,
+    )
+    stack.push_async_callback(client.close)
+    return LLM(client, settings.llm_model)
+
+
+def _job_limits(settings: GatewaySettings) -> JobLimits:
+    return JobLimits(
+        sizes=tuple(settings.jobs_image_sizes), max_images=settings.jobs_max_images,
+        max_steps=settings.jobs_max_steps, default_steps=settings.jobs_default_steps,
+        max_prompt_chars=settings.jobs_max_prompt_chars, max_text_prompts=settings.jobs_max_text_prompts,
+        max_text_tokens=settings.jobs_max_text_tokens,
+    )
+
+
+def _chat(settings: GatewaySettings, scraper: ScraperClient, retriever: RetrieverClient,
+          llm: LLM | None) -> ChatAnswerer:
+    page_chars = settings.gateway_scrape_max_chars_per_page
+    if llm is None:
+        # Retrieval-only answers quote the sentences of a page that match the question, wherever
+        # they are: they read more of each page than a prompt could hold.
+        page_chars = max(page_chars, RETRIEVAL_ONLY_PAGE_CHARS)
+        slots = settings.gateway_retrieval_only_max_concurrency
+        limiter = ConcurrencyLimiter(slots, queue=slots)
+    else:
+        limiter = ConcurrencyLimiter(settings.llm_max_concurrency, settings.llm_max_queue)
+    limits = GatherLimits(
+        max_urls=settings.gateway_scrape_max_urls, max_chars_per_page=page_chars,
+        scrape_deadline=settings.gateway_scrape_deadline_seconds,
+        retrieve_deadline=settings.gateway_retrieve_deadline_seconds,
+    )
+    return ChatAnswerer(ContextGatherer(scraper, retriever, limits, on_failure=backend_failed), llm, limiter)
+
+
+async def _start_consumers(settings: GatewaySettings, amqp: Amqp, progress: ProgressConsumer, jobs: JobBoard,
+                           llm: LLM | None, stack: AsyncExitStack) -> None:
+    # Stopped before anything else closes: in-flight deliveries finish while their clients are open.
+    stack.push_async_callback(amqp.stop_consumers, settings.shutdown_grace_seconds)
+    await amqp.consume(progress_queue(settings.gateway_progress_retry_attempts,
+                                      settings.gateway_progress_retry_budget_seconds), progress)
+    if llm is not None:
+        handler = TextJobHandler(TextJobWorker(jobs, llm))
+        retry = RetryPolicy(attempts=settings.text_job_retry_attempts,
+                            budget_seconds=settings.text_job_retry_budget_seconds)
+        await amqp.consume(handler.queue(settings.text_job_queue, concurrency=settings.text_job_concurrency,
+                                         retry=retry), handler)
