@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.lock | cut -d' ' -f1)
 
-.PHONY: run test lint venv checkov services proto proto-check bench clean
+.PHONY: run test lint venv checkov services proto proto-check bench clean settings-table
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lint: venv
 
 proto: venv
 	scripts/genproto.sh
+
+# The README's configuration table, from the services' settings classes.
+settings-table: venv
+	$(PY) scripts/settings_table.py
 
 bench: venv services
 	@for b in bench/*.py; do case $$b in */_*|*_data.py) continue;; esac; echo "== $$b"; $(PY) $$b --quick || exit 1; done

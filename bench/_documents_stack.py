@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout on sys.path (for tests.support) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(ROOT))
 
 import aio_pika  # noqa: E402
@@ -140,14 +141,14 @@ class Feed:
 
         await asyncio.gather(*(one(u) for u in uploads))
 
-    async def wait(self, document_ids: list[str], timeout: float, report_every: float = 0.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait(self, document_ids: list[str], within: float, report_every: float = 0.0) -> None:
+        deadline = time.monotonic() + within
         wanted = set(document_ids)
         last_report = time.monotonic()
         while not wanted <= self.done.keys():
             if time.monotonic() > deadline:
                 missing = len(wanted - self.done.keys())
-                raise TimeoutError(f"{missing} of {len(wanted)} documents had no outcome after {timeout:.0f} s")
+                raise TimeoutError(f"{missing} of {len(wanted)} documents had no outcome after {within:.0f} s")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=1.0)

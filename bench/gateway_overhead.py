@@ -28,6 +28,7 @@ from pathlib import Path
 import openai
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout on sys.path (for tests.support) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(ROOT))
 
 from tests.support import rabbitmq  # noqa: E402
@@ -85,7 +86,8 @@ def row(name: str, base: list[float], gate: list[float]) -> tuple[str, float]:
     return line, g50 - b50
 
 
-async def measure(llm_url: str, gateway_url: str, rag_url: str | None, n_seq: int, n_conc: int) -> tuple[list[str], float]:
+async def measure(llm_url: str, gateway_url: str, rag_url: str | None, n_seq: int,
+                  n_conc: int) -> tuple[list[str], float]:
     direct = openai.AsyncOpenAI(base_url=llm_url, api_key="unused", max_retries=0, timeout=30)
     through = openai.AsyncOpenAI(base_url=gateway_url, api_key=API_KEY, max_retries=0, timeout=30)
 
@@ -120,8 +122,9 @@ async def measure(llm_url: str, gateway_url: str, rag_url: str | None, n_seq: in
 
 
 def gateway_env(llm_port: int, port: int, tmp: Path, retriever: str, amqp_url: str) -> dict[str, str]:
-    return {"GATEWAY_PORT": str(port), "AMQP_URL": amqp_url, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1", "LLM_MODEL": "fake-model",
-            "GATEWAY_API_KEYS": API_KEY, "SCRAPER_ADDR": f"127.0.0.1:{free_port()}", "RETRIEVER_ADDR": retriever,
+    return {"GATEWAY_PORT": str(port), "AMQP_URL": amqp_url, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
+            "LLM_MODEL": "fake-model", "GATEWAY_API_KEYS": API_KEY, "SCRAPER_ADDR": f"127.0.0.1:{free_port()}",
+            "RETRIEVER_ADDR": retriever,
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway-{port}.db", "BLOB_STORE_URL": f"file://{tmp}/blobs"}
 
 
@@ -147,7 +150,8 @@ def main() -> int:
             start("retriever", {"RETRIEVER_PORT": str(r_port), "RETRIEVER_METRICS_PORT": str(free_port()),
                                 "QDRANT_PATH": ":memory:"}, tmp / "retriever.log",
                   lambda: grpc_serving(f"127.0.0.1:{r_port}"), stack, timeout=300)
-            start("gateway", gateway_env(llm_port, rag_port, tmp, f"127.0.0.1:{r_port}", amqp_url), tmp / "gateway-rag.log",
+            start("gateway", gateway_env(llm_port, rag_port, tmp, f"127.0.0.1:{r_port}", amqp_url),
+                  tmp / "gateway-rag.log",
                   lambda: http_ok(f"http://127.0.0.1:{rag_port}/readyz"), stack)
             rag_url = f"http://127.0.0.1:{rag_port}/v1"
         lines, added_p50 = asyncio.run(measure(f"http://127.0.0.1:{llm_port}/v1", f"http://127.0.0.1:{gw_port}/v1",

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout on sys.path (for tests.support) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -41,11 +42,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import httpx  # noqa: E402
 import torch  # noqa: E402
 
-from imagegen.jobs import ImageJob  # noqa: E402
-from imagegen.pipeline import build_pipeline, configure_threads, resolve_dtype  # noqa: E402
+from imagegen.domain import ImageJob  # noqa: E402
+from imagegen.renderer import build_pipeline, configure_threads, resolve_dtype  # noqa: E402
 from imagegen.settings import TINY_RANDOM  # noqa: E402
 from imagegen.tiny import build_sdxl_unet  # noqa: E402
 from tests.support import rabbitmq  # noqa: E402
+from tests.support.eventually import eventually  # noqa: E402
 from tests.support.procs import Service, free_port, http_ok  # noqa: E402
 
 TARGET = 1.10
@@ -104,7 +106,8 @@ class RawPipeline:
         for index in range(shape.n):
             with torch.inference_mode():
                 self.pipe(prompt=job.prompt, width=shape.size, height=shape.size, num_inference_steps=shape.steps,
-                          guidance_scale=shape.guidance, generator=torch.Generator("cpu").manual_seed(job.image_seed(index)),
+                          guidance_scale=shape.guidance,
+                          generator=torch.Generator("cpu").manual_seed(job.image_seed(index)),
                           output_type="pil")
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
@@ -143,14 +146,16 @@ async def burst(client: httpx.AsyncClient, count: int) -> tuple[list[float], flo
     started = time.perf_counter()
     results = await asyncio.gather(*(one() for _ in range(count)))
     ids = [job_id for _, job_id in results]
-    while True:
+
+    async def succeeded() -> int:
         done = 0
         for start in range(0, count, 100):
             listed = (await client.get("/v1/jobs", params={"ids": ",".join(ids[start:start + 100])})).json()["data"]
             done += sum(job["status"] == "succeeded" for job in listed)
-        if done == count:
-            return [latency for latency, _ in results], time.perf_counter() - started
-        await asyncio.sleep(0.2)
+        return done
+
+    await eventually(succeeded, lambda done: done == count, within=1800, every=0.2, what=f"{count} jobs succeeded")
+    return [latency for latency, _ in results], time.perf_counter() - started
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -77,12 +78,12 @@ def raw_encode_rate(model, texts: list[str]) -> float:  # type: ignore[no-untype
     return len(texts) / (time.perf_counter() - started)
 
 
-async def pipeline_rate(feed: Feed, uploads: list[Upload], timeout: float) -> tuple[float, int, float]:
+async def pipeline_rate(feed: Feed, uploads: list[Upload], within: float) -> tuple[float, int, float]:
     """(chunks/s, chunks, seconds) from the first publish to the last `succeeded`."""
     await feed.store(uploads)  # the gateway writes blobs before it publishes; not timed
     started = time.perf_counter()
     await feed.publish(uploads)
-    await feed.wait([u.document_id for u in uploads], timeout=timeout, report_every=30)
+    await feed.wait([u.document_id for u in uploads], within=within, report_every=30)
     elapsed = time.perf_counter() - started
     events = [feed.done[u.document_id] for u in uploads]
     failed = [e for e in events if e.state != events_pb2.JOB_STATE_SUCCEEDED]
@@ -127,7 +128,7 @@ async def measure(stack, feed: Feed, model, workload: Workload, abstracts: int, 
     raw_before = await asyncio.to_thread(raw_encode_rate, model, texts)
     pids = {name: stack.services[name].process.pid for name in ("retriever", "ingest")}
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    rate, chunks, seconds = await pipeline_rate(feed, uploads, timeout=3600)
+    rate, chunks, seconds = await pipeline_rate(feed, uploads, within=3600)
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     raw_after = await asyncio.to_thread(raw_encode_rate, model, texts)
     if chunks != len(texts):
@@ -145,11 +146,12 @@ async def run(args: argparse.Namespace) -> int:
         model = await asyncio.to_thread(load_model)
         await asyncio.to_thread(raw_encode_rate, model, chunk_texts(warm, policy))  # warm-up
         async with Feed(stack) as feed:
-            await pipeline_rate(feed, warm, timeout=300)  # warms the retriever and the worker
+            await pipeline_rate(feed, warm, within=300)  # warms the retriever and the worker
             for workload in WORKLOADS:
                 results.append(await measure(stack, feed, model, workload, args.docs, policy))
     print()
-    print(f"{'workload':38s} {'raw before':>10s} {'raw after':>10s} {'pipeline':>9s} {'ratio':>7s}  CPU s (retriever/ingest)")
+    print(f"{'workload':38s} {'raw before':>10s} {'raw after':>10s} {'pipeline':>9s} {'ratio':>7s}  "
+          "CPU s (retriever/ingest)")
     for m in results:
         print(f"{m.workload.label:38s} {m.raw[0]:10.1f} {m.raw[1]:10.1f} {m.rate:9.1f} {m.ratio:7.1%}  "
               f"{m.cpu['retriever']:.1f}/{m.cpu['ingest']:.1f}   ({m.chunks} chunks in {m.seconds:.1f} s)")

@@ -23,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _documents_stack import documents_stack  # noqa: E402
-
 import httpx  # noqa: E402
+from _documents_stack import documents_stack  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdf-robustness"
 BUDGET_SECONDS = 300.0
@@ -121,7 +121,8 @@ def main() -> None:
         alive = stack.services["ingest"].process.poll() is None
     agree, no_outcome = report(rows, results)
     baseline = baseline_agreement(rows)
-    print(f"agreement with expected_class: ingest path {agree}/{len(rows)}, plain pypdf baseline {baseline}/{len(rows)}")
+    print(f"agreement with expected_class: ingest path {agree}/{len(rows)}, "
+          f"plain pypdf baseline {baseline}/{len(rows)}")
     print(f"files without an outcome: {no_outcome}; ingest worker alive at the end: {alive}")
     sys.exit(0 if alive and no_outcome == 0 and agree >= baseline else 1)
 

@@ -30,15 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import scifact_data  # noqa: E402
+
 from retriever.app import build_config, build_sparse_encoder  # noqa: E402
 from retriever.domain import ChunkInput, CollectionIdentity, ScoredChunk, SearchMode, SparseVector  # noqa: E402
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device  # noqa: E402
-from retriever.service import Retriever, RetrieverConfig  # noqa: E402
+from retriever.retrieval import Retriever, RetrieverConfig  # noqa: E402
 from retriever.settings import RetrieverSettings  # noqa: E402
 from retriever.store import QdrantChunkStore  # noqa: E402
 

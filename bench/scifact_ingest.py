@@ -26,13 +26,13 @@ import time
 import uuid
 from pathlib import Path
 
+# bench/ on sys.path (its shared modules) before the imports below, hence their `noqa: E402`.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import grpc  # noqa: E402
 import scifact_data  # noqa: E402
 from _documents_stack import Feed, Upload, documents_stack  # noqa: E402
-
-import grpc  # noqa: E402
 
 from genai.events.v1 import events_pb2  # noqa: E402
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc  # noqa: E402
@@ -63,7 +63,7 @@ async def index_corpus(feed: Feed, corpus: dict[str, scifact_data.Document]) -> 
     await feed.store(uploads)
     started = time.perf_counter()
     await feed.publish(uploads)
-    await feed.wait(list(ids), timeout=6 * 3600, report_every=60)
+    await feed.wait(list(ids), within=6 * 3600, report_every=60)
     failed = [e for e in feed.done.values() if e.state != events_pb2.JOB_STATE_SUCCEEDED]
     if failed:
         raise SystemExit(f"{len(failed)} documents failed to index, e.g. {failed[0].reason}")
@@ -73,7 +73,8 @@ async def index_corpus(feed: Feed, corpus: dict[str, scifact_data.Document]) -> 
     return ids
 
 
-async def search_all(address: str, queries: dict[str, str], mode: int, ids: dict[str, str]) -> dict[str, dict[str, float]]:
+async def search_all(address: str, queries: dict[str, str], mode: int,
+                     ids: dict[str, str]) -> dict[str, dict[str, float]]:
     run: dict[str, dict[str, float]] = {}
     slots = asyncio.Semaphore(4)
     async with grpc.aio.insecure_channel(address) as channel:

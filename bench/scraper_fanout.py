@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,12 +67,12 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_serving(address: str, process: asyncio.subprocess.Process, within: float = 90) -> None:
+    deadline = time.monotonic() + within
     async with grpc.aio.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if process.returncode is not None:
                 raise RuntimeError(f"scraper exited with {process.returncode}")
             try:
                 reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -115,7 +114,8 @@ async def bench(urls: int, runs: int) -> int:
     env = {**os.environ, "SCRAPER_PORT": str(port), "SCRAPER_METRICS_PORT": str(metrics_port),
            "SCRAPER_ALLOW_PRIVATE_NETWORKS": "true", "SCRAPER_ALLOWED_PORTS": str(site_port), "LOG_LEVEL": "WARNING"}
     log = tempfile.NamedTemporaryFile(prefix="scraper-bench-", suffix=".log", delete=False)
-    process = subprocess.Popen([sys.executable, "-m", "scraper"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "scraper", env=env, cwd=ROOT, stdout=log,
+                                                   stderr=asyncio.subprocess.STDOUT)
     try:
         address = f"127.0.0.1:{port}"
         await wait_serving(address, process)
@@ -130,10 +130,10 @@ async def bench(urls: int, runs: int) -> int:
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:  # never leave a scraper behind
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:  # never leave a scraper behind
             process.kill()
-            process.wait()
+            await process.wait()
         site.close()
         log.close()
     baseline, fanout = statistics.median(singles), statistics.median(fanouts)
@@ -157,9 +157,10 @@ async def bench(urls: int, runs: int) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--urls", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=0, help="fan-out runs (default 3, or 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (what `make bench` uses)")
     args = parser.parse_args()
-    return asyncio.run(bench(args.urls, args.runs))
+    return asyncio.run(bench(args.urls, args.runs or (2 if args.quick else 3)))
 
 
 if __name__ == "__main__":

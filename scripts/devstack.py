@@ -96,7 +96,10 @@ class Stack:
         while time.monotonic() < deadline:
             if proc.returncode is not None:
                 raise RuntimeError(f"{spec.name} exited with {proc.returncode}; see var/logs/{spec.name}.log")
-            ok = await grpc_serving(spec.grpc_addr) if spec.grpc_addr else await http_ready(client, spec.ready_url or "")
+            if spec.grpc_addr:
+                ok = await grpc_serving(spec.grpc_addr)
+            else:
+                ok = await http_ready(client, spec.ready_url or "")
             if ok:
                 print(f"  {spec.name:<10} ready", flush=True)
                 return

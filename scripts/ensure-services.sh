@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what the platform and its tests use on this machine is installed and answering:
 #   RabbitMQ on 127.0.0.1:5672, with its Prometheus plugin on 127.0.0.1:15692 (the ops check scrapes it);
-#   Prometheus and promtool (Debian's package; the ops check starts its own server, nothing runs here).
+#   Prometheus and promtool (Debian's package; the ops check starts its own server, nothing runs here);
+#   Chromium, for the web console's browser tests.
 # PostgreSQL is optional: its tests skip when none answers.
 set -euo pipefail
 
@@ -25,6 +26,11 @@ loopback_plugin_conf() {
   grep -q '^prometheus.tcp.ip' /etc/rabbitmq/rabbitmq.conf 2>/dev/null \
     || echo "prometheus.tcp.ip = 127.0.0.1" >> /etc/rabbitmq/rabbitmq.conf
 }
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "Chromium is not installed; installing it from Debian's packages (console browser tests)" >&2
+  install chromium fonts-dejavu-core
+fi
 
 if ! command -v promtool >/dev/null 2>&1; then
   echo "Prometheus is not installed; installing it from Debian's packages" >&2

@@ -38,7 +38,8 @@ LONG_NEEDLE = "The Zorblax coolant pump is replaced every seven years by the ven
 
 
 def _html() -> bytes:
-    filler = " ".join(f"<p>Zorblax operations note {i}: keep logs of every shift and every reading.</p>" for i in range(6))
+    filler = " ".join(f"<p>Zorblax operations note {i}: keep logs of every shift and every reading.</p>"
+                      for i in range(6))
     return (f"<!doctype html><html><head><title>Zorblax reactor guide</title></head><body>"
             f"<nav>Home | About</nav><article><h1>Zorblax reactor guide</h1><p>{PAGE_TEXT}</p>"
             f"<p>{INJECTION}</p>{filler}</article><footer>(c) Zorblax</footer></body></html>").encode()
@@ -53,7 +54,7 @@ def _long_html() -> bytes:
 
 
 class _Pages(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/slow":
             RELEASE.wait(30)  # longer than the gateway's scrape deadline
         body = _long_html() if self.path == "/long" else _html()
@@ -122,25 +123,29 @@ def llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="module")
-def gateway(scraper: Service, retriever: Service, llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gateway(scraper: Service, retriever: Service, llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory,
+            rabbit_url: str) -> Iterator[str]:
     port = free_port()
     tmp = tmp_path_factory.mktemp("gateway")
     env = {"GATEWAY_PORT": str(port), "SCRAPER_ADDR": scraper.address, "RETRIEVER_ADDR": retriever.address,  # type: ignore[attr-defined]
            "GATEWAY_SCRAPE_DEADLINE_SECONDS": "3", "GATEWAY_RETRIEVE_DEADLINE_SECONDS": "5",
-           "LLM_BASE_URL": llm.base_url, "GATEWAY_API_KEYS": API_KEY, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",
-           "BLOB_STORE_URL": f"file://{tmp}/blobs"}
+           "LLM_BASE_URL": llm.base_url, "GATEWAY_API_KEYS": API_KEY,
+           "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db", "BLOB_STORE_URL": f"file://{tmp}/blobs",
+           "AMQP_URL": rabbit_url}
     with running("gateway", env, tmp / "gateway.log", lambda: http_ok(f"http://127.0.0.1:{port}/readyz")):
         yield f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture(scope="module")
-def retrieval_only_gateway(scraper: Service, retriever: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def retrieval_only_gateway(scraper: Service, retriever: Service, tmp_path_factory: pytest.TempPathFactory,
+                           rabbit_url: str) -> Iterator[str]:
     """A second gateway with no LLM_BASE_URL: it answers in retrieval-only mode."""
     port = free_port()
     tmp = tmp_path_factory.mktemp("gateway-retrieval-only")
     env = {"GATEWAY_PORT": str(port), "SCRAPER_ADDR": scraper.address, "RETRIEVER_ADDR": retriever.address,  # type: ignore[attr-defined]
            "GATEWAY_SCRAPE_DEADLINE_SECONDS": "3", "GATEWAY_RETRIEVE_DEADLINE_SECONDS": "5",
-           "GATEWAY_API_KEYS": API_KEY, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db", "BLOB_STORE_URL": f"file://{tmp}/blobs"}
+           "GATEWAY_API_KEYS": API_KEY, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",
+           "BLOB_STORE_URL": f"file://{tmp}/blobs", "AMQP_URL": rabbit_url}
     with running("gateway", env, tmp / "gateway.log", lambda: http_ok(f"http://127.0.0.1:{port}/readyz")):
         yield f"http://127.0.0.1:{port}/v1"
 

@@ -23,7 +23,19 @@ def test_generated_stubs_match_the_protos(tmp_path: Path) -> None:
     assert not stale, f"stubs out of date with their .proto (run `make proto`): {stale}"
 
 
+def test_grpc_stubs_exist_exactly_for_the_protos_that_declare_a_service() -> None:
+    protos = sorted((ROOT / "proto").rglob("*.proto"))
+    assert protos
+    for proto in protos:
+        declares_service = any(line.startswith("service ") for line in proto.read_text().splitlines())
+        stub = proto.with_name(f"{proto.stem}_pb2_grpc.py")
+        why = "is missing" if declares_service else "is generated for a proto without services"
+        assert stub.is_file() == declares_service, f"{stub.relative_to(ROOT)} {why}"
+        assert proto.with_name(f"{proto.stem}_pb2.py").is_file() and proto.with_name(f"{proto.stem}_pb2.pyi").is_file()
+
+
 def test_every_proto_package_matches_its_path() -> None:
     for proto in (ROOT / "proto").rglob("*.proto"):
-        package = next(line.split()[1].rstrip(";") for line in proto.read_text().splitlines() if line.startswith("package "))
+        lines = proto.read_text().splitlines()
+        package = next(line.split()[1].rstrip(";") for line in lines if line.startswith("package "))
         assert package == ".".join(proto.parent.relative_to(ROOT / "proto").parts), proto

@@ -10,8 +10,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from genai.events.v1 import events_pb2
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai_common.amqp import Amqp
 from tests.support import rabbitmq
+from tests.support.eventually import eventually
 from tests.support.procs import ROOT, Service, free_port, grpc_serving, http_ok
 
 pytestmark = pytest.mark.slow
@@ -72,8 +72,6 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not rabbitmq.available():
-        pytest.skip("rabbitmqctl not found: the end-to-end tests need the local RabbitMQ")
     root = tmp_path_factory.mktemp("documents-e2e")
     with rabbitmq.temporary_vhost("e2e-docs") as amqp_url:
         retriever_port, gateway_port = free_port(), free_port()
@@ -102,82 +100,75 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as http:
         yield http
 
 
-def upload(client: httpx.Client, name: str, data: bytes) -> httpx.Response:
-    return client.post("/v1/documents", files={"file": (name, data, "application/octet-stream")})
+async def upload(client: httpx.AsyncClient, name: str, data: bytes) -> httpx.Response:
+    return await client.post("/v1/documents", files={"file": (name, data, "application/octet-stream")})
 
 
-def wait_for(client: httpx.Client, document_id: str, statuses: set[str], timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    doc: dict = {}
-    while time.monotonic() < deadline:
-        doc = client.get(f"/v1/documents/{document_id}").json()
-        if doc.get("status") in statuses:
-            return doc
-        time.sleep(0.1)
-    raise TimeoutError(f"{document_id} never reached {statuses}; last: {doc}")
+async def document(client: httpx.AsyncClient, document_id: str) -> dict:
+    return (await client.get(f"/v1/documents/{document_id}")).json()
 
 
-def test_pdf_is_indexed_cited_by_name_and_page_and_deleted_everywhere(stack: Stack, client: httpx.Client) -> None:
+async def wait_for(client: httpx.AsyncClient, document_id: str, statuses: set[str], within: float = 180.0) -> dict:
+    return await eventually(lambda: document(client, document_id), lambda doc: doc.get("status") in statuses,
+                            within=within, every=0.1, what=f"{document_id} in {statuses}")
+
+
+async def test_pdf_is_indexed_cited_by_name_and_page_and_deleted_everywhere(
+        stack: Stack, client: httpx.AsyncClient) -> None:
     pdfs = ingest_pdfs()
     pages = ["The harbour museum opens at nine in the morning.",
              "Guided tours of the old lighthouse start at eleven and last one hour.",
              "Tickets cost twelve euros; children enter free."]
-    reply = upload(client, "harbour guide.pdf", pdfs.text_pdf(pages))
+    reply = await upload(client, "harbour guide.pdf", pdfs.text_pdf(pages))
     assert reply.status_code == 202, reply.text
-    doc = wait_for(client, reply.json()["id"], {"indexed", "failed"})
+    doc = await wait_for(client, reply.json()["id"], {"indexed", "failed"})
     assert doc["status"] == "indexed", doc
     assert doc["pages"] == 3 and doc["chunks"] >= 1 and doc["progress"] == 100
     assert set(doc["stage_seconds"]) == {"parsing", "chunking", "embedding"}
     assert stack.chunk_ids(doc["id"]) == {chunk_point_id(doc["id"], i) for i in range(doc["chunks"])}
 
-    hits = client.post("/v1/search", json={"query": "when do lighthouse tours start", "top_k": 3}).json()["data"]
+    search = {"query": "when do lighthouse tours start", "top_k": 3}
+    hits = (await client.post("/v1/search", json=search)).json()["data"]
     assert hits and hits[0]["document_id"] == doc["id"] and hits[0]["name"] == "harbour guide.pdf"
     assert "lighthouse" in hits[0]["text"] and 1 <= hits[0]["page"] <= 2
 
-    assert client.delete(f"/v1/documents/{doc['id']}").status_code == 200
+    assert (await client.delete(f"/v1/documents/{doc['id']}")).status_code == 200
     assert stack.chunk_ids(doc["id"]) == set()
-    assert client.get(f"/v1/documents/{doc['id']}").status_code == 404
-    hits = client.post("/v1/search", json={"query": "when do lighthouse tours start"}).json()["data"]
+    assert (await client.get(f"/v1/documents/{doc['id']}")).status_code == 404
+    hits = (await client.post("/v1/search", json={"query": "when do lighthouse tours start"})).json()["data"]
     assert all(h["document_id"] != doc["id"] for h in hits)
     assert not list((stack.root / "blobs").rglob(doc["id"]))
 
 
-def test_killing_the_worker_mid_document_still_ends_indexed_with_every_chunk(stack: Stack, client: httpx.Client) -> None:
+async def test_killing_the_worker_mid_document_still_ends_indexed_with_every_chunk(
+        stack: Stack, client: httpx.AsyncClient) -> None:
     text = "\n\n".join(
         f"Section {i}. The survey vessel number {i} measured a water temperature of {i % 30} degrees "
         f"near buoy {i * 3}, and the crew logged {i % 7} dolphins before returning to port." for i in range(900))
-    reply = upload(client, "survey log.txt", text.encode())
+    reply = await upload(client, "survey log.txt", text.encode())
     assert reply.status_code == 202
     doc_id = reply.json()["id"]
-    deadline = time.monotonic() + 180
-    doc: dict = {}
-    while time.monotonic() < deadline:
-        doc = client.get(f"/v1/documents/{doc_id}").json()
-        if doc["status"] != "queued" and doc["stage"] == "embedding" and doc["progress"] > 25:
-            break
-        time.sleep(0.05)
+    doc = await eventually(lambda: document(client, doc_id),
+                           lambda d: d["status"] != "queued" and d["stage"] == "embedding" and d["progress"] > 25,
+                           within=180, every=0.05, what="the document half embedded")
     assert doc["status"] == "processing", f"the document was not caught mid-way: {doc}"
     stack.ingest.kill()  # kill -9: no cleanup, the delivery goes back to the queue
     partial = len(stack.chunk_ids(doc_id))
     stack.start_ingest()
-    done = wait_for(client, doc_id, {"indexed", "failed"}, timeout=300)
+    done = await wait_for(client, doc_id, {"indexed", "failed"}, within=300)
     assert done["status"] == "indexed", done
     assert 0 < partial < done["chunks"]
     assert stack.chunk_ids(doc_id) == {chunk_point_id(doc_id, i) for i in range(done["chunks"])}
 
 
-def _amqp(coro_factory):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro_factory())
-
-
-def test_the_same_event_twice_gives_one_result(stack: Stack, client: httpx.Client) -> None:
-    reply = upload(client, "twice.md", b"# Twice\n\nThe same event delivered twice must index once.\n")
-    doc = wait_for(client, reply.json()["id"], {"indexed", "failed"})
+async def test_the_same_event_twice_gives_one_result(stack: Stack, client: httpx.AsyncClient) -> None:
+    reply = await upload(client, "twice.md", b"# Twice\n\nThe same event delivered twice must index once.\n")
+    doc = await wait_for(client, reply.json()["id"], {"indexed", "failed"})
     assert doc["status"] == "indexed"
     before = stack.chunk_ids(doc["id"])
 
@@ -188,19 +179,18 @@ def test_the_same_event_twice_gives_one_result(stack: Stack, client: httpx.Clien
                                                 media_type=doc["media_type"], size_bytes=doc["size_bytes"])
             await amqp.publish("document.uploaded", event, message_id=doc["id"], headers={"document_id": doc["id"]})
 
-    _amqp(republish)
-    deadline = time.monotonic() + 60
-    while rabbitmq.queue_depth(stack.amqp_url, INGEST_QUEUE) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert rabbitmq.queue_depth(stack.amqp_url, INGEST_QUEUE) == 0
+    await republish()
+    await eventually(lambda: asyncio.to_thread(rabbitmq.queue_depth, stack.amqp_url, INGEST_QUEUE),
+                     lambda depth: depth == 0, within=60, every=0.2, what="the repeated event consumed")
     assert stack.chunk_ids(doc["id"]) == before
-    again = client.get(f"/v1/documents/{doc['id']}").json()
+    again = await document(client, doc["id"])
     assert (again["status"], again["chunks"]) == ("indexed", doc["chunks"])
 
 
-def test_an_undecodable_event_is_dead_lettered_at_once_and_its_record_failed(stack: Stack, client: httpx.Client) -> None:
+async def test_an_undecodable_event_is_dead_lettered_at_once_and_its_record_failed(
+        stack: Stack, client: httpx.AsyncClient) -> None:
     assert stack.ingest.terminate() == 0, "SIGTERM should stop the worker cleanly"
-    reply = upload(client, "lost.txt", b"This event will be replaced by garbage.")
+    reply = await upload(client, "lost.txt", b"This event will be replaced by garbage.")
     assert reply.status_code == 202
     doc_id = reply.json()["id"]
 
@@ -213,48 +203,49 @@ def test_an_undecodable_event_is_dead_lettered_at_once_and_its_record_failed(sta
             await exchange.publish(aio_pika.Message(b"\x08\x96\x01garbage\xff", headers={"document_id": doc_id},
                                                     delivery_mode=2), "document.uploaded")
 
-    _amqp(swap_for_garbage)
+    await swap_for_garbage()
     stack.start_ingest()
-    doc = wait_for(client, doc_id, {"indexed", "failed"}, timeout=60)
+    doc = await wait_for(client, doc_id, {"indexed", "failed"}, within=60)
     assert doc["status"] == "failed" and "could not be read" in doc["reason"]
-    deadline = time.monotonic() + 30
-    while not rabbitmq.queue_depth(stack.amqp_url, f"{INGEST_QUEUE}.dlq") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert rabbitmq.queue_depth(stack.amqp_url, f"{INGEST_QUEUE}.dlq") == 1
+    dead = await eventually(lambda: asyncio.to_thread(rabbitmq.queue_depth, stack.amqp_url, f"{INGEST_QUEUE}.dlq"),
+                            within=30, every=0.2, what="the undecodable event dead-lettered")
+    assert dead == 1
 
 
-def test_every_upload_accepted_during_a_broker_connection_drop_ends_indexed(stack: Stack, client: httpx.Client) -> None:
+async def test_every_upload_accepted_during_a_broker_connection_drop_ends_indexed(
+        stack: Stack, client: httpx.AsyncClient) -> None:
     """The broker drops every connection of the platform (as in a broker restart) mid-stream."""
-    def one(i: int) -> tuple[float, httpx.Response]:
-        text = f"Note {i}: the ferry to island {i} leaves from pier {i % 5} at {8 + i % 10} o'clock."
-        with httpx.Client(base_url=stack.gateway_url, timeout=60) as http:
-            started = time.monotonic()
-            return started, upload(http, f"ferry-{i}.txt", text.encode())
+    slots = asyncio.Semaphore(4)  # four users uploading at a time
 
-    with ThreadPoolExecutor(4) as pool:
-        first = [pool.submit(one, i) for i in range(8)]
-        [f.result() for f in first[:4]]
-        dropped_at = time.monotonic()
-        rabbitmq.close_connections(stack.amqp_url)
-        rest = [pool.submit(one, i) for i in range(8, 40)]
-        replies = [f.result() for f in first + rest]
+    async def one(i: int) -> tuple[float, httpx.Response]:
+        text = f"Note {i}: the ferry to island {i} leaves from pier {i % 5} at {8 + i % 10} o'clock."
+        async with slots:
+            started = time.monotonic()
+            return started, await upload(client, f"ferry-{i}.txt", text.encode())
+
+    first = [asyncio.create_task(one(i)) for i in range(8)]
+    await asyncio.gather(*first[:4])
+    dropped_at = time.monotonic()
+    await asyncio.to_thread(rabbitmq.close_connections, stack.amqp_url)
+    rest = [asyncio.create_task(one(i)) for i in range(8, 40)]
+    replies = await asyncio.gather(*first, *rest)
     assert {r.status_code for _, r in replies} <= {202, 503}, [r.text for _, r in replies if r.status_code >= 400]
     accepted = [r.json()["id"] for _, r in replies if r.status_code == 202]
     assert any(started > dropped_at and r.status_code == 202 for started, r in replies), "uploads never recovered"
     for doc_id in accepted:
-        assert wait_for(client, doc_id, {"indexed", "failed"}, timeout=240)["status"] == "indexed"
-    listed = {d["id"] for d in client.get("/v1/documents", params={"limit": 100}).json()["data"]}
+        assert (await wait_for(client, doc_id, {"indexed", "failed"}, within=240))["status"] == "indexed"
+    listed = {d["id"] for d in (await client.get("/v1/documents", params={"limit": 100})).json()["data"]}
     assert set(accepted) <= listed
     # A refused upload left nothing behind: every stored blob belongs to a listed document.
     blobs = {p.name for p in (stack.root / "blobs" / "documents").iterdir()}
-    assert blobs <= listed | _all_ids(client)
+    assert blobs <= listed | await _all_ids(client)
 
 
-def _all_ids(client: httpx.Client) -> set[str]:
+async def _all_ids(client: httpx.AsyncClient) -> set[str]:
     ids: set[str] = set()
     params: dict = {"limit": 100}
     while True:
-        page = client.get("/v1/documents", params=params).json()
+        page = (await client.get("/v1/documents", params=params)).json()
         ids |= {d["id"] for d in page["data"]}
         if not page["has_more"]:
             return ids
@@ -278,17 +269,17 @@ def _non_latin_file() -> str | None:
 
 
 @pytest.mark.skipif(not ROBUSTNESS.exists(), reason="the pdf-robustness data set is not on this machine")
-def test_representative_hostile_pdfs_end_in_the_expected_state(stack: Stack, client: httpx.Client) -> None:
+async def test_representative_hostile_pdfs_end_in_the_expected_state(stack: Stack, client: httpx.AsyncClient) -> None:
     cases = dict(ROBUSTNESS_SUBSET)
     non_latin = _non_latin_file()
     assert non_latin, "the data set has no small non-Latin text file"
     cases[non_latin] = ("indexed", "")
     ids = {}
     for file_id in cases:
-        reply = upload(client, Path(file_id).name, (ROBUSTNESS / "files" / file_id).read_bytes())
+        reply = await upload(client, Path(file_id).name, (ROBUSTNESS / "files" / file_id).read_bytes())
         assert reply.status_code == 202, (file_id, reply.text)
         ids[file_id] = reply.json()["id"]
     for file_id, (status, reason) in cases.items():
-        doc = wait_for(client, ids[file_id], {"indexed", "failed"}, timeout=180)
+        doc = await wait_for(client, ids[file_id], {"indexed", "failed"}, within=180)
         assert doc["status"] == status and doc["reason"].startswith(reason), (file_id, doc)
     assert stack.ingest.process.poll() is None, "the ingest worker died"

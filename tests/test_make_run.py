@@ -17,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support.eventually import eventually
 from tests.support.procs import OFFLINE_ENV, ROOT, free_port
 
 PAGE = b"""<html><head><title>Harbour opening hours</title></head><body><article>
@@ -28,7 +29,7 @@ every day except Mondays. Guided tours of the lighthouse start at eleven and las
 
 
 class _Page(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(PAGE)))
@@ -48,12 +49,13 @@ def page_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, page_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def stack(tmp_path_factory: pytest.TempPathFactory, page_url: str,
+          rabbit_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
     state = tmp_path_factory.mktemp("stack")
     port = free_port()
     page_port = page_url.split(":")[2].split("/")[0]
     env = {
-        **os.environ, **OFFLINE_ENV, "GENAI_STATE_DIR": str(state), "GATEWAY_PORT": str(port),
+        **os.environ, **OFFLINE_ENV, "AMQP_URL": rabbit_url, "GENAI_STATE_DIR": str(state), "GATEWAY_PORT": str(port),
         "SCRAPER_PORT": str(free_port()), "SCRAPER_METRICS_PORT": str(free_port()),
         "RETRIEVER_PORT": str(free_port()), "RETRIEVER_METRICS_PORT": str(free_port()),
         "INGEST_METRICS_PORT": str(free_port()), "IMAGEGEN_METRICS_PORT": str(free_port()),
@@ -84,50 +86,50 @@ def stack(tmp_path_factory: pytest.TempPathFactory, page_url: str) -> Iterator[t
 
 
 def _logs(state: Path) -> str:
-    return "".join(f"\n--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in sorted((state / "var" / "logs").glob("*.log")))
+    logs = sorted((state / "var" / "logs").glob("*.log"))
+    return "".join(f"\n--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in logs)
 
 
-def _wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def test_chat_reads_the_page_and_an_uploaded_document(stack: tuple[str, subprocess.Popen], page_url: str) -> None:
+async def test_chat_reads_the_page_and_an_uploaded_document(stack: tuple[str, subprocess.Popen],
+                                                           page_url: str) -> None:
     url, _ = stack
-    http = httpx.Client(base_url=url, timeout=30)
-    doc = b"Staff handbook.\n\nEvery employee receives twenty-eight days of paid annual leave per calendar year.\n"
-    created = http.post("/v1/documents", files={"file": ("handbook.txt", doc, "text/plain")})
-    assert created.status_code == 202, created.text
-    doc_id = created.json()["id"]
-    _wait_for(lambda: http.get(f"/v1/documents/{doc_id}").json()["status"] == "indexed", 120, "the document to be indexed")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        doc = b"Staff handbook.\n\nEvery employee receives twenty-eight days of paid annual leave per calendar year.\n"
+        created = await http.post("/v1/documents", files={"file": ("handbook.txt", doc, "text/plain")})
+        assert created.status_code == 202, created.text
+        doc_id = created.json()["id"]
 
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused")
-    reply = client.chat.completions.create(
-        model="retrieval-only",
-        messages=[{"role": "user", "content": f"How many days of annual leave do staff get, and when does {page_url} say the museum opens?"}],
-    )
+        async def status() -> str:
+            return (await http.get(f"/v1/documents/{doc_id}")).json()["status"]
+
+        await eventually(status, lambda now: now == "indexed", within=120, every=0.2, what="the document indexed")
+
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused")
+    question = f"How many days of annual leave do staff get, and when does {page_url} say the museum opens?"
+    reply = await client.chat.completions.create(model="retrieval-only",
+                                                 messages=[{"role": "user", "content": question}])
     text = reply.choices[0].message.content or ""
-    sources = reply.model_extra["sources"]
+    sources = (reply.model_extra or {})["sources"]
     kinds = {s["kind"] for s in sources}
     assert kinds == {"url", "document"}, sources
     assert "twenty-eight days" in text and "nine in the morning" in text
 
 
-def test_image_job_finishes_with_pngs(stack: tuple[str, subprocess.Popen]) -> None:
+async def test_image_job_finishes_with_pngs(stack: tuple[str, subprocess.Popen]) -> None:
     url, _ = stack
-    http = httpx.Client(base_url=url, timeout=30)
-    job = http.post("/v1/jobs/images", json={"prompt": "a lighthouse", "n": 2, "size": "64x64", "steps": 2})
-    assert job.status_code == 202, job.text
-    job_id = job.json()["id"]
-    done = _wait_for(lambda: (j := http.get(f"/v1/jobs/{job_id}").json())["status"] in ("succeeded", "failed") and j, 120, "the image job")
-    assert done["status"] == "succeeded", done
-    png = http.get(f"/v1/jobs/{job_id}/images/0")
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        job = await http.post("/v1/jobs/images", json={"prompt": "a lighthouse", "n": 2, "size": "64x64", "steps": 2})
+        assert job.status_code == 202, job.text
+        job_id = job.json()["id"]
+
+        async def current() -> dict:
+            return (await http.get(f"/v1/jobs/{job_id}")).json()
+
+        done = await eventually(current, lambda j: j["status"] in ("succeeded", "failed"), within=120, every=0.2,
+                                what="the image job finished")
+        assert done["status"] == "succeeded", done
+        png = await http.get(f"/v1/jobs/{job_id}/images/0")
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
 
 def test_sigterm_stops_every_service_and_exits_zero(stack: tuple[str, subprocess.Popen]) -> None:

@@ -77,6 +77,46 @@ class _Body(StreamingResponse):
             await self.body_iterator.aclose()  # type: ignore[union-attr]
 
 
+class Hold:
+    """While set, chat requests wait; `clear()` lets every waiting one through. Set and cleared
+    from a test's thread, waited on in the server's loop (its own thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held = False
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._held = True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._held = False
+            waiting, self._waiting = self._waiting, []
+        for loop, released in waiting:
+            loop.call_soon_threadsafe(_settle, released)
+
+    def is_set(self) -> bool:
+        with self._lock:
+            return self._held
+
+    async def passed(self) -> None:
+        """Return at once when not held, else when cleared."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._held:
+                return
+            released: asyncio.Future[None] = loop.create_future()
+            self._waiting.append((loop, released))
+        await released
+
+
+def _settle(released: asyncio.Future[None]) -> None:
+    if not released.done():
+        released.set_result(None)
+
+
 class FakeLLM:
     def __init__(self, model: str = "fake-model", port: int = 0) -> None:
         self.model = model
@@ -87,7 +127,7 @@ class FakeLLM:
         self.retry_after: str | None = None
         self.stream_interval = 0.0         # seconds between streamed chunks
         self.filler_tokens = 0             # extra tokens streamed after the answer
-        self.held = threading.Event()      # while set, chat requests wait before answering
+        self.held = Hold()                 # while set, chat requests wait before answering
         self.break_after: int | None = None  # stream this many deltas, then an error event
         self.drop_after: int | None = None   # stream this many deltas, then drop the connection
         # What happened.
@@ -148,8 +188,7 @@ class FakeLLM:
         with self.vllm.waiting():
             if self.delay:
                 await asyncio.sleep(self.delay)
-            while self.held.is_set():
-                await asyncio.sleep(0.005)
+            await self.held.passed()
         if self.fail_status is not None:
             headers = {"Retry-After": self.retry_after} if self.retry_after else None
             error = {"error": {"message": f"fake failure {self.fail_status}", "type": "server_error"}}
@@ -167,7 +206,8 @@ class FakeLLM:
             "id": f"chatcmpl-fake-{time.monotonic_ns()}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model") or self.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": len(answer.split()), "total_tokens": 10 + len(answer.split())},
+            "usage": {"prompt_tokens": 10, "completion_tokens": len(answer.split()),
+                      "total_tokens": 10 + len(answer.split())},
         }
 
     async def _stream(self, body: dict[str, Any], answer: str, started: float) -> AsyncIterator[bytes]:
@@ -247,8 +287,8 @@ def _free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="An OpenAI-compatible fake LLM server on 127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("FAKE_LLM_PORT", "0")) or None, required=False,
-                        help="default: $FAKE_LLM_PORT")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FAKE_LLM_PORT", "0")) or None,
+                        required=False, help="default: $FAKE_LLM_PORT")
     parser.add_argument("--model", default="fake-model")
     args = parser.parse_args()
     if not args.port:

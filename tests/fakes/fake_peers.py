@@ -15,7 +15,7 @@ import grpc
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
 
-MAX_QUERY_CHARS = 4000  # the real retriever's limit (retriever.service.RetrieverConfig.max_query_chars)
+MAX_QUERY_CHARS = 4000  # the real retriever's limit (retriever.retrieval.RetrieverConfig.max_query_chars)
 
 
 @dataclass
@@ -44,7 +44,8 @@ class FakeScraper(scraper_pb2_grpc.ScraperServiceServicer):
         self.behaviour = Behaviour()
         self._release = release
 
-    async def Scrape(self, request: scraper_pb2.ScrapeRequest, context: grpc.aio.ServicerContext) -> scraper_pb2.ScrapeResponse:
+    async def Scrape(self, request: scraper_pb2.ScrapeRequest,
+                     context: grpc.aio.ServicerContext) -> scraper_pb2.ScrapeResponse:
         self.requests.append(list(request.urls))
         await _misbehave(self.behaviour, context, self._release)
         pages = []
@@ -75,7 +76,8 @@ class FakeRetriever(retriever_pb2_grpc.RetrieverServiceServicer):
                                            source_name=source_name, page=page, chunk_index=index, text=text,
                                            score=score))
 
-    async def Search(self, request: retriever_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> retriever_pb2.SearchResponse:
+    async def Search(self, request: retriever_pb2.SearchRequest,
+                     context: grpc.aio.ServicerContext) -> retriever_pb2.SearchResponse:
         self.queries.append(request)
         await _misbehave(self.behaviour, context, self._release)
         if len(request.query) > MAX_QUERY_CHARS:  # as the real retriever refuses it

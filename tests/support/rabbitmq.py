@@ -2,7 +2,7 @@
 
 Everything a test declares (the `genai.events` exchange, quorum queues, dead-letter queues)
 lives in its own vhost on the local broker and disappears with it. Needs `rabbitmqctl` on the
-machine that runs the broker (the local one here); tests skip when it is missing.
+machine that runs the broker (the local one here); a test that needs the broker fails without it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def available() -> bool:
 
 
 def rabbitmqctl(*args: str, timeout: float = 60.0) -> str:
+    if not available():
+        raise RuntimeError("rabbitmqctl not found: run `make test`, which starts the local RabbitMQ")
     done = subprocess.run(["rabbitmqctl", "--quiet", *args], capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")

@@ -22,7 +22,8 @@ SERVICE = retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"].full_nam
 class EchoRetriever(retriever_pb2_grpc.RetrieverServiceServicer):
     """Answers with what the plumbing gave it: the request id, or a typed error."""
 
-    async def Search(self, request: retriever_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> retriever_pb2.SearchResponse:
+    async def Search(self, request: retriever_pb2.SearchRequest,
+                     context: grpc.aio.ServicerContext) -> retriever_pb2.SearchResponse:
         if request.query == "missing":
             raise NotFound("no such document")
         if request.query == "bad":
@@ -58,7 +59,8 @@ async def test_health_reports_serving_for_the_server_and_each_service(server: Gr
 
 
 async def test_health_flips_to_not_serving_when_stopping() -> None:
-    srv = GrpcServer(host="127.0.0.1", port=0, metric_prefix="test_stop", service_names=[SERVICE], register=lambda s: None)
+    srv = GrpcServer(host="127.0.0.1", port=0, metric_prefix="test_stop", service_names=[SERVICE],
+                     register=lambda s: None)
     await srv.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=10)

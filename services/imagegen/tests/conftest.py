@@ -12,10 +12,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_renderer():
-    from imagegen.pipeline import Renderer, build_pipeline
-    from imagegen.settings import TINY_RANDOM
-
     import torch
+
+    from imagegen.renderer import Renderer, build_pipeline
+    from imagegen.settings import TINY_RANDOM
 
     torch.set_num_threads(1)  # as the worker does by default: fast on a busy machine
     renderer = Renderer(build_pipeline(TINY_RANDOM, "cpu", torch.float32))

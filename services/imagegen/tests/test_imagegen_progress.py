@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from imagegen.jobs import JobState, JobUpdate
+from imagegen.domain import JobState, JobUpdate
 from imagegen.progress import ProgressPump, ProgressThrottle, overall_progress
 
 

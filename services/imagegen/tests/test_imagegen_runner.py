@@ -13,8 +13,8 @@ from PIL import Image
 from genai.events.v1 import events_pb2
 from genai_common.amqp import PermanentFailure
 from genai_common.blobs import FileBlobStore
-from imagegen.jobs import ImageJob, JobState, JobUpdate, Limits, OutOfMemory, WorkerStopping
-from imagegen.messaging import ImageJobHandler
+from imagegen.consumer import ImageJobHandler
+from imagegen.domain import ImageJob, JobState, JobUpdate, Limits, OutOfMemory, WorkerStopping
 from imagegen.runner import ImageJobRunner
 
 
@@ -53,7 +53,8 @@ def job(job_id: str = "job-a", **changes) -> ImageJob:
 
 
 def pngs(root: Path, job_id: str) -> list[tuple[str, tuple[int, int]]]:
-    return [(p.name, Image.open(io.BytesIO(p.read_bytes())).size) for p in sorted((root / "images" / job_id).glob("*.png"))]
+    stored = sorted((root / "images" / job_id).glob("*.png"))
+    return [(p.name, Image.open(io.BytesIO(p.read_bytes())).size) for p in stored]
 
 
 @pytest.fixture

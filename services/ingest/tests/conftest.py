@@ -1,12 +1,13 @@
-"""Fixtures of the ingest worker's tests: a throw-away RabbitMQ vhost, a fake retriever, the real
-consumer and pipeline wired as `python -m ingest` wires them."""
+"""Fixtures of the ingest worker's tests: a fake retriever, the real consumer and pipeline wired as
+`python -m ingest` wires them, on the session's RabbitMQ vhost (`rabbit_url`, root conftest)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, replace, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aio_pika
@@ -21,15 +22,7 @@ from ingest.consumer import UploadConsumer
 from ingest.extract import Extractor, PdfLimits
 from ingest.pipeline import IngestPipeline
 from ingest.progress import AmqpProgress
-from tests.support import rabbitmq
-
-
-@pytest.fixture(scope="session")
-def rabbit_url() -> Iterator[str]:
-    if not rabbitmq.available():
-        pytest.skip("rabbitmqctl not found: these tests need the local RabbitMQ")
-    with rabbitmq.temporary_vhost("ingest") as url:
-        yield url
+from tests.support.eventually import eventually
 
 
 @dataclass
@@ -82,8 +75,6 @@ class IngestRig:
 
     async def upload(self, document_id: str, data: bytes, media_type: str = "text/plain",
                      filename: str = "doc.txt") -> events_pb2.DocumentUploaded:
-        import hashlib
-
         key = f"documents/{document_id}"
         await self.blobs.put(key, data)
         event = events_pb2.DocumentUploaded(document_id=document_id, blob_key=key, filename=filename,
@@ -100,38 +91,41 @@ class IngestRig:
         exchange = await self.channel.get_exchange("genai.events")
         await exchange.publish(aio_pika.Message(body, headers=headers, delivery_mode=2), "document.uploaded")
 
-    async def wait_for(self, document_id: str, states: set[int], timeout: float = 30.0) -> events_pb2.JobProgress:
-        """The first progress event for `document_id` in one of `states` (polls the capture queue)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            for event in self.events:
-                if event.job_id == document_id and event.state in states:
-                    return event
+    async def wait_for(self, document_id: str, states: set[int], within: float = 30.0) -> events_pb2.JobProgress:
+        """The first progress event for `document_id` in one of `states` (read off the capture queue)."""
+
+        async def first_match() -> events_pb2.JobProgress | None:
             message = await self.progress_queue.get(fail=False, no_ack=True)
-            if message is None:
-                await asyncio.sleep(0.02)
-            else:
+            if message is not None:
                 self.events.append(events_pb2.JobProgress.FromString(message.body))
-        raise TimeoutError(f"no progress in {states} for {document_id}; saw {self.events}")
+            return next((e for e in self.events if e.job_id == document_id and e.state in states), None)
+
+        found = await eventually(first_match, lambda event: event is not None, within=within,
+                                 what=f"progress in {states} for {document_id}")
+        assert found is not None
+        return found
 
     def history(self, document_id: str) -> list[events_pb2.JobProgress]:
         return [e for e in self.events if e.job_id == document_id]
 
-    async def dead_letters(self, expected: int, timeout: float = 15.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
-        queue = await self.channel.get_queue(f"{self.spec.name}.dlq")
+    async def dead_letters(self, expected: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """Take `expected` messages off the dead-letter queue (waiting for them to arrive)."""
+        queue = await self.channel.get_queue(self.spec.dead_letter_queue)
         got: list[aio_pika.abc.AbstractIncomingMessage] = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < expected and asyncio.get_running_loop().time() < deadline:
+
+        async def take_one() -> int:
             message = await queue.get(fail=False, no_ack=True)
-            if message is None:
-                await asyncio.sleep(0.05)
-            else:
+            if message is not None:
                 got.append(message)
+            return len(got)
+
+        await eventually(take_one, lambda taken: taken >= expected, what=f"{expected} dead-lettered messages")
         return got
 
-    async def ready_messages(self) -> int:
-        queue = await self.channel.declare_queue(self.spec.name, passive=True)
-        return queue.declaration_result.message_count
+    async def ready_messages(self, queue: str | None = None) -> int:
+        """Messages waiting in the work queue (or in `queue`, e.g. the dead-letter queue)."""
+        declared = await self.channel.declare_queue(queue or self.spec.name, passive=True)
+        return declared.declaration_result.message_count or 0
 
 
 @pytest.fixture

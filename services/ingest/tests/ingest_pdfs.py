@@ -28,7 +28,7 @@ def pdf_from_streams(streams: list[bytes], *, compress: bool = False) -> bytes:
         2: f"<< /Type /Pages /Kids [{' '.join(f'{p} 0 R' for p in page_ids)}] /Count {n} >>".encode(),
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     }
-    for page_id, stream in zip(page_ids, streams):
+    for page_id, stream in zip(page_ids, streams, strict=True):
         body = zlib.compress(stream) if compress else stream
         flt = b" /Filter /FlateDecode" if compress else b""
         objects[page_id] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from ingest_pdfs import blank_pdf, encrypted_pdf
+
 from genai.events.v1 import events_pb2
 from ingest.extract import NO_TEXT
-from ingest_pdfs import blank_pdf, encrypted_pdf
+from tests.support.eventually import eventually
 
 SUCCEEDED, FAILED, RUNNING = events_pb2.JOB_STATE_SUCCEEDED, events_pb2.JOB_STATE_FAILED, events_pb2.JOB_STATE_RUNNING
 TEXT = " ".join(f"Paragraph {i} tells how the lighthouse keeper logged ship number {i}." for i in range(60))
@@ -55,7 +57,8 @@ async def test_unreadable_documents_fail_with_a_reason_and_are_not_retried(inges
         failed = await ingest_rig.wait_for(doc, {SUCCEEDED, FAILED})
         assert failed.state == FAILED and failed.reason.startswith(reason)
     assert ingest_rig.indexer.calls == 0
-    assert await ingest_rig.ready_messages() == 0 and await ingest_rig.dead_letters(0) == []
+    assert await ingest_rig.ready_messages() == 0
+    assert await ingest_rig.ready_messages(ingest_rig.spec.dead_letter_queue) == 0  # failed, not dead-lettered
 
 
 async def test_a_deleted_document_is_acked_without_indexing_and_leaves_no_vectors(ingest_rig) -> None:
@@ -63,9 +66,7 @@ async def test_a_deleted_document_is_acked_without_indexing_and_leaves_no_vector
     doc = new_id()
     event = events_pb2.DocumentUploaded(document_id=doc, blob_key=f"documents/{doc}", media_type="text/plain")
     await ingest_rig.publish(event)
-    deadline = asyncio.get_running_loop().time() + 15
-    while doc not in ingest_rig.indexer.deleted and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: ingest_rig.indexer.deleted, what="the document's vectors deleted")
     assert ingest_rig.indexer.deleted == [doc] and ingest_rig.indexer.calls == 0
     assert await ingest_rig.ready_messages() == 0
 
@@ -99,14 +100,10 @@ async def test_stopping_mid_document_requeues_it_and_a_new_consumer_finishes_it(
     await ingest_rig.start()
     doc = new_id()
     await ingest_rig.upload(doc, TEXT.encode())
-    deadline = asyncio.get_running_loop().time() + 15
-    while ingest_rig.indexer.calls == 0 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: ingest_rig.indexer.calls, what="the first Index call")
     assert ingest_rig.indexer.calls == 1
     await ingest_rig.amqp.stop_consumers(0.1)  # SIGTERM with a short grace: in-flight work goes back
-    while await ingest_rig.ready_messages() == 0 and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    assert await ingest_rig.ready_messages() == 1
+    assert await eventually(ingest_rig.ready_messages, what="the document back in its queue") == 1
     ingest_rig.indexer.gate.set()
     await ingest_rig.start()
     done = await ingest_rig.wait_for(doc, {SUCCEEDED})
@@ -135,4 +132,5 @@ async def test_a_document_the_retriever_refuses_fails_at_once_without_retries(in
     await ingest_rig.upload(doc, TEXT.encode())
     failed = await ingest_rig.wait_for(doc, {FAILED, SUCCEEDED})
     assert failed.reason == "the retriever refused the document: retriever: chunk text too long"
-    assert ingest_rig.indexer.calls == 1 and await ingest_rig.dead_letters(0) == []
+    assert ingest_rig.indexer.calls == 1
+    assert await ingest_rig.ready_messages(ingest_rig.spec.dead_letter_queue) == 0

@@ -6,9 +6,9 @@ import asyncio
 import os
 
 import pytest
+from ingest_pdfs import blank_pdf, encrypted_pdf, pdf_from_streams, slow_pdf, text_pdf
 
 from ingest.extract import ExtractionFailed, Extractor, PdfLimits
-from ingest_pdfs import blank_pdf, encrypted_pdf, pdf_from_streams, slow_pdf, text_pdf
 
 PDF = "application/pdf"
 

@@ -16,7 +16,8 @@ ARTICLE = " ".join(
 
 
 def test_cleaning_joins_hyphenated_words_and_drops_invisible_characters() -> None:
-    raw = "The infor-\nmation age\x00 began.\r\nJean-\nPierre came\u202e back.\n\n\n  New   para\u00adgraph\tstarts.\ufeff"
+    raw = ("The infor-\nmation age\x00 began.\r\nJean-\nPierre came\u202e back.\n\n\n"
+           "  New   para\u00adgraph\tstarts.\ufeff")
     assert clean_text(raw) == "The information age began. Jean-Pierre came back.\n\nNew paragraph starts."
 
 
@@ -38,7 +39,7 @@ def test_chunks_are_sized_overlapping_and_never_split_words() -> None:
     for chunk in chunks:
         assert len(chunk.text) <= policy.max_chars + policy.overlap_chars
         assert set(chunk.text.split()) <= words, "a word was cut"
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in zip(chunks, chunks[1:], strict=False):
         last_sentence = split_sentences(before.text)[-1]
         assert after.text.startswith(last_sentence), "consecutive chunks should overlap by whole sentences"
     # Every sentence of the source is in some chunk.

@@ -18,7 +18,7 @@ from genai_common.grpc_server import GrpcServer
 from retriever.app import build_grpc_server, open_retriever
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer
 from retriever.metrics import RetrieverMetrics
-from retriever.service import Retriever
+from retriever.retrieval import Retriever
 from retriever.settings import RetrieverSettings
 from tests.support.procs import free_port
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
+from tests.support.eventually import eventually
 
 TEXTS = [
     "The mitochondria is the powerhouse of the cell.",
@@ -22,7 +23,7 @@ TEXTS = [
 ]
 
 
-async def test_embeddings_are_unit_length_and_batching_does_not_change_them(minilm) -> None:  # noqa: ANN001
+async def test_embeddings_are_unit_length_and_batching_does_not_change_them(minilm) -> None:
     small = SentenceTransformerEmbedder(minilm, model_name="m", batch_size=2)
     large = SentenceTransformerEmbedder(minilm, model_name="m", batch_size=32)
     a, b = await small.embed(TEXTS), await large.embed(TEXTS)
@@ -34,7 +35,7 @@ async def test_embeddings_are_unit_length_and_batching_does_not_change_them(mini
     assert (await small.embed([])).shape == (0, 384)
 
 
-async def test_encoding_runs_off_the_event_loop(minilm) -> None:  # noqa: ANN001
+async def test_encoding_runs_off_the_event_loop(minilm) -> None:
     embedder = SentenceTransformerEmbedder(minilm, model_name="m", batch_size=16)
     ticks = 0
     done = asyncio.Event()
@@ -86,9 +87,7 @@ async def test_a_cancelled_embed_keeps_its_slot_until_its_encode_thread_is_done(
     model = HeldModel()
     embedder = SentenceTransformerEmbedder(model, model_name="m", concurrency=1)  # type: ignore[arg-type]
     abandoned = asyncio.ensure_future(embedder.embed(["first"]))
-    async with asyncio.timeout(10):
-        while model.calls < 1:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: model.calls, lambda calls: calls >= 1, within=10, every=0.01, what="the first encode")
     abandoned.cancel()
     with pytest.raises(asyncio.CancelledError):
         await abandoned
@@ -109,7 +108,7 @@ def test_an_explicit_device_wins_over_detection() -> None:
 
 
 @pytest.mark.gpu
-async def test_fp16_on_cuda_matches_fp32(minilm) -> None:  # noqa: ANN001
+async def test_fp16_on_cuda_matches_fp32(minilm) -> None:
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")

@@ -11,7 +11,7 @@ from genai.retriever.v1 import retriever_pb2_grpc as pb_grpc
 from genai_common.grpc_server import GrpcServer
 from retriever.app import build_grpc_server
 from retriever.domain import chunk_point_id
-from retriever.service import Retriever
+from retriever.retrieval import Retriever
 from retriever.servicer import SERVICE_NAME
 from retriever.settings import RetrieverSettings
 
@@ -51,11 +51,11 @@ async def index(stub: pb_grpc.RetrieverServiceStub, document_id: str, texts: lis
     return reply.indexed
 
 
-async def search(stub: pb_grpc.RetrieverServiceStub, query: str, **fields) -> pb.SearchResponse:  # noqa: ANN003
+async def search(stub: pb_grpc.RetrieverServiceStub, query: str, **fields) -> pb.SearchResponse:
     return await stub.Search(pb.SearchRequest(query=query, **fields), timeout=TIMEOUT)
 
 
-async def test_index_then_search_finds_the_right_chunk_with_its_source_and_page(stub) -> None:  # noqa: ANN001
+async def test_index_then_search_finds_the_right_chunk_with_its_source_and_page(stub) -> None:
     assert await index(stub, "manual", MANUAL) == 3
     assert await index(stub, "recipes", RECIPES) == 2
     for mode in (pb.SEARCH_MODE_UNSPECIFIED, pb.SEARCH_MODE_DENSE, pb.SEARCH_MODE_HYBRID):
@@ -69,7 +69,7 @@ async def test_index_then_search_finds_the_right_chunk_with_its_source_and_page(
     assert default.mode == pb.SEARCH_MODE_HYBRID  # the server's default mode is reported back
 
 
-async def test_reindexing_a_document_is_idempotent(stub) -> None:  # noqa: ANN001
+async def test_reindexing_a_document_is_idempotent(stub) -> None:
     assert await index(stub, "manual", MANUAL) == 3
     first = (await stub.ListChunkIds(pb.ListChunkIdsRequest(document_id="manual"), timeout=TIMEOUT)).chunk_ids
     assert await index(stub, "manual", MANUAL) == 3
@@ -79,7 +79,7 @@ async def test_reindexing_a_document_is_idempotent(stub) -> None:  # noqa: ANN00
     assert len(reply.hits) == 3  # no duplicates after the second index
 
 
-async def test_document_filter_restricts_hits_to_those_documents(stub) -> None:  # noqa: ANN001
+async def test_document_filter_restricts_hits_to_those_documents(stub) -> None:
     await index(stub, "manual", MANUAL)
     await index(stub, "recipes", RECIPES)
     for mode in (pb.SEARCH_MODE_DENSE, pb.SEARCH_MODE_SPARSE, pb.SEARCH_MODE_HYBRID):
@@ -89,7 +89,7 @@ async def test_document_filter_restricts_hits_to_those_documents(stub) -> None: 
     assert reply.hits[0].document_id == "recipes"
 
 
-async def test_score_threshold_drops_weak_hits(stub) -> None:  # noqa: ANN001
+async def test_score_threshold_drops_weak_hits(stub) -> None:
     await index(stub, "manual", MANUAL)
     await index(stub, "recipes", RECIPES)
     query = "how do I restart my router?"
@@ -104,7 +104,7 @@ async def test_score_threshold_drops_weak_hits(stub) -> None:  # noqa: ANN001
     assert not (await search(stub, query, mode=pb.SEARCH_MODE_HYBRID, score_threshold=0.99)).hits
 
 
-async def test_delete_removes_only_that_document(stub) -> None:  # noqa: ANN001
+async def test_delete_removes_only_that_document(stub) -> None:
     await index(stub, "manual", MANUAL)
     await index(stub, "recipes", RECIPES)
     reply = await stub.DeleteDocument(pb.DeleteDocumentRequest(document_id="manual"), timeout=TIMEOUT)
@@ -119,7 +119,7 @@ async def test_delete_removes_only_that_document(stub) -> None:  # noqa: ANN001
     assert again.deleted == 0
 
 
-async def test_a_keyword_query_is_found_by_sparse_and_hybrid_where_dense_misses(stub) -> None:  # noqa: ANN001
+async def test_a_keyword_query_is_found_by_sparse_and_hybrid_where_dense_misses(stub) -> None:
     await index(stub, "minutes", MINUTES)
     await index(stub, "people", PEOPLE)
     query = "who is Brannigan"
@@ -132,7 +132,7 @@ async def test_a_keyword_query_is_found_by_sparse_and_hybrid_where_dense_misses(
     assert sparse.mode == pb.SEARCH_MODE_SPARSE and hybrid.mode == pb.SEARCH_MODE_HYBRID
 
 
-async def test_a_paraphrase_is_found_by_dense_and_hybrid_where_sparse_has_no_terms(stub) -> None:  # noqa: ANN001
+async def test_a_paraphrase_is_found_by_dense_and_hybrid_where_sparse_has_no_terms(stub) -> None:
     await index(stub, "pets", PETS)
     await index(stub, "manual", MANUAL)
     query = "a cat napping on a carpet"
@@ -150,7 +150,7 @@ async def test_a_paraphrase_is_found_by_dense_and_hybrid_where_sparse_has_no_ter
     pb.SearchRequest(query="router", document_ids=[""]),
     pb.SearchRequest(query="router", mode=42),  # type: ignore[arg-type]
 ], ids=["empty", "blank", "top_k", "nan", "empty-doc-id", "unknown-mode"])
-async def test_bad_search_is_invalid_argument(stub, request_: pb.SearchRequest) -> None:  # noqa: ANN001
+async def test_bad_search_is_invalid_argument(stub, request_: pb.SearchRequest) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Search(request_, timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -164,7 +164,7 @@ async def test_bad_search_is_invalid_argument(stub, request_: pb.SearchRequest) 
     pb.IndexRequest(document_id="d", chunks=[pb.Chunk(chunk_index=0, text="a"), pb.Chunk(chunk_index=0, text="b")]),
     pb.IndexRequest(document_id="d", chunks=[pb.Chunk(chunk_index=i, text="a") for i in range(513)]),
 ], ids=["no-document-id", "no-chunks", "blank-text", "duplicate-index", "too-many-chunks"])
-async def test_bad_index_is_invalid_argument_and_stores_nothing(stub, request_: pb.IndexRequest) -> None:  # noqa: ANN001
+async def test_bad_index_is_invalid_argument_and_stores_nothing(stub, request_: pb.IndexRequest) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Index(request_, timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -172,7 +172,7 @@ async def test_bad_index_is_invalid_argument_and_stores_nothing(stub, request_: 
     assert list(listed.chunk_ids) == []
 
 
-async def test_delete_and_list_need_a_document_id(stub) -> None:  # noqa: ANN001
+async def test_delete_and_list_need_a_document_id(stub) -> None:
     for call in (stub.DeleteDocument(pb.DeleteDocumentRequest(), timeout=TIMEOUT),
                  stub.ListChunkIds(pb.ListChunkIdsRequest(), timeout=TIMEOUT)):
         with pytest.raises(grpc.aio.AioRpcError) as caught:

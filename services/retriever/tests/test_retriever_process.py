@@ -28,7 +28,8 @@ def test_the_service_serves_reports_metrics_stops_on_sigterm_and_refuses_another
             stub = pb_grpc.RetrieverServiceStub(channel)
             chunks = [pb.Chunk(chunk_index=0, page=1, text="Hold the power button to reset the router."),
                       pb.Chunk(chunk_index=1, page=2, text="Bake the bread for forty minutes.")]
-            indexed = stub.Index(pb.IndexRequest(document_id="doc", source_name="manual.pdf", chunks=chunks), timeout=30)
+            request = pb.IndexRequest(document_id="doc", source_name="manual.pdf", chunks=chunks)
+            indexed = stub.Index(request, timeout=30)
             assert indexed.indexed == 2
             reply = stub.Search(pb.SearchRequest(query="restart my router", top_k=1), timeout=30)
             assert (reply.hits[0].source_name, reply.hits[0].page) == ("manual.pdf", 1)

@@ -11,6 +11,7 @@ import grpc
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
+from scraper_fakes import FakeResolver, FakeSite
 
 from genai.scraper.v1 import scraper_pb2_grpc
 from scraper.app import build_scraper, build_server, http_client
@@ -20,7 +21,6 @@ from scraper.guard import Resolver
 from scraper.metrics import ScraperMetrics
 from scraper.scrape import Scraper
 from scraper.settings import ScraperSettings
-from scraper_fakes import FakeResolver, FakeSite
 from tests.support.procs import free_port
 
 _server_ids = itertools.count()

@@ -7,10 +7,10 @@ import gzip
 import zlib
 
 from prometheus_client import CollectorRegistry
-
-from scraper.metrics import ScraperMetrics
-from scraper.model import Outcome
 from scraper_fakes import FakeSite, Reply, SeenRequest, article
+
+from scraper.domain import Outcome
+from scraper.metrics import ScraperMetrics
 
 PARAGRAPHS = [
     "The river authority said on Tuesday that the new flood barrier had held through the storm surge.",
@@ -29,7 +29,7 @@ def local(make_scraper, site: FakeSite, **overrides):
 async def test_an_article_page_gives_title_main_text_and_provenance(site, make_scraper):
     site.routes["/news/flood"] = Reply(body=PAGE)
 
-    [page] = await local(make_scraper, site).scrape([site.url("/news/flood")], timeout=10)
+    [page] = await local(make_scraper, site).scrape([site.url("/news/flood")], deadline=10)
 
     assert page.outcome is Outcome.OK, page.reason
     assert page.title == "Flood barrier holds through storm"
@@ -45,7 +45,7 @@ async def test_redirects_are_followed_and_reported_as_the_final_url(site, make_s
     site.routes["/old"] = Reply(301, headers={"Location": "/news/flood"})
     site.routes["/news/flood"] = Reply(body=PAGE)
 
-    [page] = await local(make_scraper, site).scrape([site.url("/old")], timeout=10)
+    [page] = await local(make_scraper, site).scrape([site.url("/old")], deadline=10)
 
     assert page.outcome is Outcome.OK
     assert page.final_url == site.url("/news/flood")
@@ -55,7 +55,7 @@ async def test_redirects_are_followed_and_reported_as_the_final_url(site, make_s
 async def test_http_errors_are_reported_with_their_status(site, make_scraper):
     site.routes["/boom"] = Reply(500, body=b"<p>oops</p>")
 
-    missing, broken = await local(make_scraper, site).scrape([site.url("/nothing"), site.url("/boom")], timeout=10)
+    missing, broken = await local(make_scraper, site).scrape([site.url("/nothing"), site.url("/boom")], deadline=10)
 
     assert (missing.outcome, missing.http_status) == (Outcome.HTTP_ERROR, 404)
     assert (broken.outcome, broken.http_status) == (Outcome.HTTP_ERROR, 500)
@@ -71,7 +71,7 @@ async def test_a_stalling_server_times_out_and_the_others_still_answer(site, mak
     site.routes["/news/flood"] = Reply(body=PAGE)
     scraper = local(make_scraper, site, scraper_fetch_timeout_seconds=1.5)
 
-    stalled, fine = await scraper.scrape([site.url("/stall"), site.url("/news/flood")], timeout=10)
+    stalled, fine = await scraper.scrape([site.url("/stall"), site.url("/news/flood")], deadline=10)
 
     assert stalled.outcome is Outcome.TIMEOUT
     assert fine.outcome is Outcome.OK
@@ -83,7 +83,8 @@ async def test_the_request_deadline_bounds_every_url(site, make_scraper):
         raise AssertionError("unreachable")
 
     site.routes["/stall"] = stall
-    [page] = await local(make_scraper, site, scraper_fetch_timeout_seconds=60).scrape([site.url("/stall")], timeout=0.3)
+    patient = local(make_scraper, site, scraper_fetch_timeout_seconds=60)
+    [page] = await patient.scrape([site.url("/stall")], deadline=0.3)
 
     assert page.outcome is Outcome.TIMEOUT
 
@@ -94,7 +95,7 @@ async def test_bodies_over_the_cap_are_too_large(site, make_scraper):
     site.routes["/streamed"] = Reply(chunks=[big[i:i + 8192] for i in range(0, len(big), 8192)])
     scraper = local(make_scraper, site, scraper_max_response_bytes=256 * 1024)
 
-    declared, streamed = await scraper.scrape([site.url("/declared"), site.url("/streamed")], timeout=10)
+    declared, streamed = await scraper.scrape([site.url("/declared"), site.url("/streamed")], deadline=10)
 
     assert declared.outcome is Outcome.TOO_LARGE
     assert streamed.outcome is Outcome.TOO_LARGE
@@ -106,18 +107,19 @@ async def test_a_gzip_bomb_is_stopped_at_the_decoded_cap(site, make_scraper):
     site.routes["/bomb"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}, body=bomb)
     scraper = local(make_scraper, site, scraper_max_response_bytes=1024 * 1024)
 
-    [page] = await scraper.scrape([site.url("/bomb")], timeout=10)
+    [page] = await scraper.scrape([site.url("/bomb")], deadline=10)
 
     assert page.outcome is Outcome.TOO_LARGE
     assert "decoded" in page.reason
 
 
 async def test_compressed_pages_are_decoded(site, make_scraper):
-    site.routes["/gz"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "gzip"}, body=gzip.compress(PAGE))
+    site.routes["/gz"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
+                               body=gzip.compress(PAGE))
     site.routes["/deflate"] = Reply(headers={"Content-Type": "text/html", "Content-Encoding": "deflate"},
                                     body=zlib.compress(PAGE))
 
-    pages = await local(make_scraper, site).scrape([site.url("/gz"), site.url("/deflate")], timeout=10)
+    pages = await local(make_scraper, site).scrape([site.url("/gz"), site.url("/deflate")], deadline=10)
 
     assert [p.outcome for p in pages] == [Outcome.OK, Outcome.OK]
     assert all(PARAGRAPHS[1] in p.text and p.bytes == len(PAGE) for p in pages)
@@ -125,9 +127,10 @@ async def test_compressed_pages_are_decoded(site, make_scraper):
 
 async def test_non_html_content_is_refused_without_reading_it(site, make_scraper):
     site.routes["/logo.png"] = Reply(headers={"Content-Type": "image/png"}, body=b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
-    site.routes["/notes.txt"] = Reply(headers={"Content-Type": "text/plain; charset=latin-1"}, body="café notes".encode("latin-1"))
+    site.routes["/notes.txt"] = Reply(headers={"Content-Type": "text/plain; charset=latin-1"},
+                                      body="café notes".encode("latin-1"))
 
-    png, text = await local(make_scraper, site).scrape([site.url("/logo.png"), site.url("/notes.txt")], timeout=10)
+    png, text = await local(make_scraper, site).scrape([site.url("/logo.png"), site.url("/notes.txt")], deadline=10)
 
     assert png.outcome is Outcome.UNSUPPORTED_TYPE and "image/png" in png.reason
     assert png.bytes == 0 and png.content_type == "image/png"
@@ -152,7 +155,7 @@ async def test_urls_are_fetched_concurrently(site, make_scraper):
     for i in range(expected):
         site.routes[f"/slow/{i}"] = slow
 
-    pages = await local(make_scraper, site).scrape(urls, timeout=20)
+    pages = await local(make_scraper, site).scrape(urls, deadline=20)
 
     assert [p.outcome for p in pages] == [Outcome.OK] * expected
     assert site.max_in_flight == expected
@@ -163,7 +166,7 @@ async def test_pages_come_back_in_request_order_and_duplicates_are_fetched_once(
     site.routes["/b"] = Reply(body=article("Page B", PARAGRAPHS[1:]))
     urls = [site.url("/b"), site.url("/missing"), site.url("/a"), site.url("/b")]
 
-    pages = await local(make_scraper, site).scrape(urls, timeout=10)
+    pages = await local(make_scraper, site).scrape(urls, deadline=10)
 
     assert [p.url for p in pages] == urls
     assert [p.title for p in pages] == ["Page B", "", "Page A", "Page B"]
@@ -174,8 +177,8 @@ async def test_text_is_truncated_to_the_requested_length(site, make_scraper):
     site.routes["/news/flood"] = Reply(body=PAGE)
     scraper = local(make_scraper, site, scraper_max_chars_per_page=40)
 
-    [default] = await scraper.scrape([site.url("/news/flood")], timeout=10)
-    [asked] = await scraper.scrape([site.url("/news/flood")], timeout=10, max_chars=120)
+    [default] = await scraper.scrape([site.url("/news/flood")], deadline=10)
+    [asked] = await scraper.scrape([site.url("/news/flood")], deadline=10, max_chars=120)
 
     assert len(default.text) == 40 and len(asked.text) == 120
 
@@ -185,7 +188,7 @@ async def test_outcomes_are_counted_in_metrics(site, make_scraper):
     registry = CollectorRegistry()
     scraper = local(make_scraper, site, metrics=ScraperMetrics(registry))
 
-    await scraper.scrape([site.url("/news/flood"), site.url("/missing")], timeout=10)
+    await scraper.scrape([site.url("/news/flood"), site.url("/missing")], deadline=10)
 
     def value(name: str, **labels: str) -> float:
         return registry.get_sample_value(name, labels) or 0.0

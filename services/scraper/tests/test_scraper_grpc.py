@@ -7,9 +7,9 @@ import asyncio
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from scraper_fakes import FakeInternet, FakeResolver, Reply, SeenRequest, article
 
 from genai.scraper.v1 import scraper_pb2
-from scraper_fakes import FakeInternet, FakeResolver, Reply, SeenRequest, article
 
 PAGE = article("Council approves new library", [
     "The city council voted nine to two on Monday to fund a new public library in the harbour district.",

@@ -7,21 +7,16 @@ import signal
 
 import grpc
 import httpx
+from scraper_fakes import Reply, SeenRequest, article
 
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
-from scraper_fakes import Reply, SeenRequest, article
+from tests.support.eventually import eventually
 from tests.support.procs import Service, free_port, grpc_serving
 
 PAGE = article("Night trains return", [
     "Night trains between the two capitals return this winter after a pause of more than ten years.",
     "The operator says sleeper cabins sold out within hours of the timetable being published.",
 ])
-
-
-async def _until(condition, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await asyncio.to_thread(condition):
-            await asyncio.sleep(0.1)
 
 
 async def test_the_service_scrapes_reports_metrics_and_drains_on_sigterm(site, tmp_path):
@@ -52,10 +47,13 @@ async def test_the_service_scrapes_reports_metrics_and_drains_on_sigterm(site, t
             assert 'scraper_fetches_total{outcome="ok"} 1.0' in metrics
             assert (await http.get(f"http://127.0.0.1:{metrics_port}/readyz")).status_code == 200
 
-            in_flight = asyncio.ensure_future(stub.Scrape(scraper_pb2.ScrapeRequest(urls=[site.url("/slow")]), timeout=30))
+            slow_request = scraper_pb2.ScrapeRequest(urls=[site.url("/slow")])
+            in_flight = asyncio.ensure_future(stub.Scrape(slow_request, timeout=30))
             await asyncio.wait_for(arrived.wait(), 20)
             service.process.send_signal(signal.SIGTERM)
-            await _until(lambda: not grpc_serving(address))  # health flips, new work is refused
+            # Health flips, new work is refused.
+            await eventually(lambda: asyncio.to_thread(grpc_serving, address), lambda serving: not serving,
+                             within=20, every=0.1, what="health NOT_SERVING after SIGTERM")
 
             release.set()
             drained = await in_flight  # the request already in flight still completes

@@ -7,9 +7,9 @@ and the FakeInternet transport records every address the client was asked to con
 from __future__ import annotations
 
 import pytest
-
-from scraper.model import Outcome
 from scraper_fakes import FakeInternet, FakeResolver, Reply
+
+from scraper.domain import Outcome
 
 PUBLIC_IP = "93.184.216.34"
 DNS = {
@@ -49,7 +49,7 @@ async def test_every_loopback_spelling_is_blocked_without_a_connection(site, mak
     scraper = make_scraper(scraper_allowed_ports=[80, 443, site.port], resolver=FakeResolver(DNS))
     urls = [f"http://{host}:{site.port}/secret" for host in LOOPBACK_SPELLINGS]
 
-    pages = await scraper.scrape(urls, timeout=10)
+    pages = await scraper.scrape(urls, deadline=10)
 
     assert _outcomes(pages) == {url: Outcome.BLOCKED for url in urls}
     assert all(page.text == "" and page.reason for page in pages)
@@ -63,7 +63,7 @@ async def test_the_same_spellings_do_reach_loopback_when_private_networks_are_al
     urls = [f"http://{host}:{site.port}/secret"
             for host in ("2130706433", "0x7f.1", "017700000001", "127.1", "127.0.0.1.", "%31%32%37.0.0.1")]
 
-    pages = await scraper.scrape(urls, timeout=10)
+    pages = await scraper.scrape(urls, deadline=10)
 
     assert _outcomes(pages) == {url: Outcome.OK for url in urls}
     assert site.connections >= 1 and len(site.requests) == len(urls)
@@ -74,7 +74,7 @@ async def test_internal_and_metadata_literals_are_blocked_without_a_connection(m
     scraper = make_scraper(transport=internet)
     urls = [f"http://{host}/latest/meta-data/" for host in INTERNAL_LITERALS]
 
-    pages = await scraper.scrape(urls, timeout=10)
+    pages = await scraper.scrape(urls, deadline=10)
 
     assert _outcomes(pages) == {url: Outcome.BLOCKED for url in urls}
     assert internet.connections == []
@@ -86,7 +86,7 @@ async def test_a_name_resolving_to_any_internal_address_is_blocked(make_scraper,
     internet = FakeInternet()
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
 
-    [page] = await scraper.scrape([f"http://{host}/"], timeout=10)
+    [page] = await scraper.scrape([f"http://{host}/"], deadline=10)
 
     assert page.outcome is Outcome.BLOCKED
     assert "resolves to" in page.reason
@@ -97,7 +97,7 @@ async def test_a_public_name_is_fetched_from_the_checked_address_with_its_own_ho
     internet = FakeInternet()
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
 
-    [page] = await scraper.scrape(["https://public.example/a/b?c=1"], timeout=10)
+    [page] = await scraper.scrape(["https://public.example/a/b?c=1"], deadline=10)
 
     assert page.outcome is Outcome.OK, page.reason
     assert page.final_url == "https://public.example/a/b?c=1"
@@ -113,7 +113,7 @@ async def test_dns_rebinding_never_reaches_the_second_answer(make_scraper):
     internet = FakeInternet({(PUBLIC_IP, "/start"): Reply(302, headers={"Location": "/again"})})
     scraper = make_scraper(transport=internet, resolver=resolver)
 
-    [page] = await scraper.scrape(["http://rebind.example/start"], timeout=10)
+    [page] = await scraper.scrape(["http://rebind.example/start"], deadline=10)
 
     assert internet.addresses == [PUBLIC_IP]  # connected once, to the address that was checked
     assert page.outcome is Outcome.BLOCKED  # the redirect's fresh lookup answered loopback
@@ -126,7 +126,7 @@ async def test_one_lookup_per_hop_and_the_connection_uses_it(make_scraper):
     internet = FakeInternet()
     scraper = make_scraper(transport=internet, resolver=resolver)
 
-    [page] = await scraper.scrape(["http://rebind.example/"], timeout=10)
+    [page] = await scraper.scrape(["http://rebind.example/"], deadline=10)
 
     assert page.outcome is Outcome.OK
     assert resolver.lookups == ["rebind.example"]
@@ -140,7 +140,7 @@ async def test_a_redirect_to_an_internal_address_is_blocked(site, make_scraper, 
     internet = FakeInternet({(PUBLIC_IP, "/go"): Reply(302, headers={"Location": location})})
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS), scraper_allowed_ports=[80, 443, site.port])
 
-    [page] = await scraper.scrape(["http://public.example/go"], timeout=10)
+    [page] = await scraper.scrape(["http://public.example/go"], deadline=10)
 
     assert page.outcome is Outcome.BLOCKED
     assert page.http_status == 302
@@ -156,7 +156,7 @@ async def test_each_redirect_hop_gets_the_scheme_port_credential_and_address_che
     internet = FakeInternet({(PUBLIC_IP, "/go"): Reply(302, headers={"Location": location})})
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
 
-    [page] = await scraper.scrape(["http://public.example/go"], timeout=10)
+    [page] = await scraper.scrape(["http://public.example/go"], deadline=10)
 
     assert page.outcome is Outcome.BLOCKED, page.reason
     assert internet.addresses == [PUBLIC_IP]  # only the first hop was fetched
@@ -166,7 +166,7 @@ async def test_a_relative_redirect_stays_on_the_checked_host_and_port(make_scrap
     internet = FakeInternet({(PUBLIC_IP, "/a/go"): Reply(302, headers={"Location": "../b/page?x=1"})})
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS), scraper_allowed_ports=[8080])
 
-    [page] = await scraper.scrape(["http://public.example:8080/a/go"], timeout=10)
+    [page] = await scraper.scrape(["http://public.example:8080/a/go"], deadline=10)
 
     assert page.outcome is Outcome.OK, page.reason
     assert page.final_url == "http://public.example:8080/b/page?x=1"
@@ -180,7 +180,7 @@ async def test_redirects_are_followed_at_most_five_times(make_scraper):
     internet = FakeInternet(pages)
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
 
-    [page] = await scraper.scrape(["http://public.example/r0"], timeout=10)
+    [page] = await scraper.scrape(["http://public.example/r0"], deadline=10)
 
     assert page.outcome is Outcome.FETCH_ERROR and "redirects" in page.reason
     assert len(internet.connections) == 6  # the first request and five redirects
@@ -193,7 +193,7 @@ async def test_metadata_stays_blocked_when_private_networks_are_allowed(make_scr
     urls = ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://meta.example/",
             "http://meta6.example/", "http://[::ffff:169.254.169.254]/", "http://intranet.example/"]
 
-    pages = await scraper.scrape(urls, timeout=10)
+    pages = await scraper.scrape(urls, deadline=10)
 
     assert [p.outcome for p in pages] == [Outcome.BLOCKED] * 5 + [Outcome.OK]
     assert internet.addresses == ["10.1.2.3"]  # private is allowed now; metadata never
@@ -205,7 +205,7 @@ async def test_the_allowlist_lets_internal_hosts_and_networks_through(make_scrap
                            scraper_allowlist=["intranet.example", "172.20.0.0/16"])
     urls = ["http://intranet.example/wiki", "http://172.20.1.2/", "http://172.21.0.1/", "http://localhost/"]
 
-    pages = await scraper.scrape(urls, timeout=10)
+    pages = await scraper.scrape(urls, deadline=10)
 
     assert [p.outcome for p in pages] == [Outcome.OK, Outcome.OK, Outcome.BLOCKED, Outcome.BLOCKED]
     assert internet.addresses == ["10.1.2.3", "172.20.1.2"]
@@ -216,14 +216,15 @@ async def test_ports_other_than_80_and_443_are_refused_unless_configured(make_sc
     default = make_scraper(transport=internet, resolver=FakeResolver(DNS))
     urls = ["http://public.example:8080/", "https://public.example:8443/", "http://public.example:22/"]
 
-    refused = await default.scrape(urls, timeout=10)
+    refused = await default.scrape(urls, deadline=10)
     assert [p.outcome for p in refused] == [Outcome.BLOCKED] * 3
     assert internet.connections == []
 
     widened = make_scraper(transport=internet, resolver=FakeResolver(DNS), scraper_allowed_ports=[80, 443, 8080])
-    pages = await widened.scrape(urls, timeout=10)
+    pages = await widened.scrape(urls, deadline=10)
     assert [p.outcome for p in pages] == [Outcome.OK, Outcome.BLOCKED, Outcome.BLOCKED]
-    assert [(c.address, c.port, c.host_header) for c in internet.connections] == [(PUBLIC_IP, 8080, "public.example:8080")]
+    connections = [(c.address, c.port, c.host_header) for c in internet.connections]
+    assert connections == [(PUBLIC_IP, 8080, "public.example:8080")]
 
 
 @pytest.mark.parametrize("url", [
@@ -237,7 +238,7 @@ async def test_urls_that_are_not_plain_http_are_blocked(make_scraper, url):
     internet = FakeInternet()
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
 
-    [page] = await scraper.scrape([url], timeout=10)
+    [page] = await scraper.scrape([url], deadline=10)
 
     assert page.outcome is Outcome.BLOCKED
     assert internet.connections == []
@@ -247,7 +248,7 @@ async def test_a_name_that_does_not_resolve_is_a_fetch_error(make_scraper):
     internet = FakeInternet()
     scraper = make_scraper(transport=internet, resolver=FakeResolver(DNS))
 
-    [page] = await scraper.scrape(["http://nowhere.example/"], timeout=10)
+    [page] = await scraper.scrape(["http://nowhere.example/"], deadline=10)
 
     assert page.outcome is Outcome.FETCH_ERROR and "resolve" in page.reason
     assert internet.connections == []

@@ -11,7 +11,7 @@ import pytest
 from scraper.addresses import Reach, classify, parse_ip_literal
 from scraper.body import BoundedDecoder, TooLarge, UnsupportedEncoding
 from scraper.extract import extract_page
-from scraper.service import request_budget
+from scraper.servicer import request_budget
 from scraper.settings import ScraperSettings
 
 
@@ -103,7 +103,8 @@ def test_extraction_keeps_the_article_and_drops_the_chrome():
     <article><h1>Bridge reopens</h1>
     <p>The old stone bridge reopened to traffic on Friday after eighteen months of repairs to its arches.</p>
     <p>Cyclists will have a separate lane, and the speed limit on the bridge drops to thirty kilometres an hour.</p>
-    </article><aside>Most read: ten recipes for autumn</aside><footer>Subscribe to our newsletter</footer></body></html>"""
+    </article><aside>Most read: ten recipes for autumn</aside>
+    <footer>Subscribe to our newsletter</footer></body></html>"""
 
     page = extract_page(html, "https://news.example/bridge", "text/html", "utf-8")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
@@ -16,7 +15,6 @@ from urllib.parse import urlparse
 from genai_common.errors import InvalidInput, NotFound
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
-CHUNK_BYTES = 1024 * 1024
 
 
 class BlobStore(Protocol):
@@ -65,18 +63,6 @@ class FileBlobStore:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError as exc:
             raise NotFound(f"blob {key} not found") from exc
-
-    async def iter_chunks(self, key: str) -> AsyncIterator[bytes]:
-        path = self.path(key)
-        try:
-            handle = await asyncio.to_thread(path.open, "rb")
-        except FileNotFoundError as exc:
-            raise NotFound(f"blob {key} not found") from exc
-        try:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
-                yield chunk
-        finally:
-            handle.close()
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path(key).unlink, True)

@@ -1,4 +1,9 @@
-"""Typed, validated, frozen settings read from the environment once, in `__main__`."""
+"""Typed, validated, frozen settings read from the environment once, in `__main__`.
+
+A service's settings class extends `CommonSettings` and adds the shared groups it reads
+(`AmqpSettings`, `BlobSettings`), so a setting two services share has one name, one default and
+one comment: `class IngestSettings(AmqpSettings, BlobSettings, CommonSettings)`.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +25,33 @@ def _split_commas(value: object) -> object:
 CommaList = Annotated[list[T], NoDecode, BeforeValidator(_split_commas)]
 
 
+# Read from the environment only (no .env file), immutable once built, unknown variables ignored.
+_CONFIG = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+
+
 class CommonSettings(BaseSettings):
     """Base class of every service's settings."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+    model_config = _CONFIG
 
     log_level: str = "INFO"
     # Seconds a stopping process may spend finishing in-flight work (below the pod's grace period).
     shutdown_grace_seconds: float = 20.0
+
+
+class AmqpSettings(BaseSettings):
+    """For a service that publishes or consumes events."""
+
+    model_config = _CONFIG
+
+    # The RabbitMQ broker: amqp://user:password@host:port/vhost.
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class BlobSettings(BaseSettings):
+    """For a service that reads or writes blobs (uploaded files, images)."""
+
+    model_config = _CONFIG
+
+    # `file://./var/blobs` (relative to the working directory) or `file:///abs/path` (a mounted volume).
+    blob_store_url: str = "file://./var/blobs"

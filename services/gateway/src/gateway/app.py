@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from gateway.auth import ApiKeyAuth
 from gateway.chat.routes import router as chat_router
+from gateway.console import mount_console
 from gateway.deps import ResourcesDep
 from gateway.documents.routes import router as documents_router
 from gateway.errors import install_error_handlers
@@ -78,6 +79,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for router in (chat_router, documents_router, jobs_router):
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)
+    mount_console(app)
     initialise_http((method, route.path) for router in (chat_router, documents_router, jobs_router)
                     for route in router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ()))
     return app

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from genai_common.settings import CommaList, CommonSettings
+from genai_common.settings import AmqpSettings, BlobSettings, CommaList, CommonSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(AmqpSettings, BlobSettings, CommonSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
 
@@ -41,15 +41,13 @@ class GatewaySettings(CommonSettings):
     # Auth: unset -> open (warned at start).
     gateway_api_keys: CommaList[SecretStr] = []
 
-    # Storage and messaging
+    # Storage (AMQP_URL and BLOB_STORE_URL come from the shared groups in genai_common.settings)
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
     # Bring the schema to the newest revision at start (one machine). In a cluster a Job runs
     # `python -m gateway.migrate` once per release and replicas only wait for the schema.
     gateway_migrate_on_start: bool = True
     # How long a replica that does not migrate waits for the schema before it exits.
     gateway_schema_wait_seconds: float = Field(default=600.0, gt=0)
-    blob_store_url: str = "file://./var/blobs"
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
 
     # Documents: uploads larger than this are refused with 413 (the file part, in bytes).
     upload_max_bytes: int = 50 * 1024 * 1024

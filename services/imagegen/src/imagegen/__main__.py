@@ -12,7 +12,7 @@ def main() -> None:
     # The hub libraries read these when imported: set them before importing the pipeline code.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from imagegen.service import run
+    from imagegen.app import run
     from imagegen.settings import ImagegenSettings
 
     settings = ImagegenSettings()

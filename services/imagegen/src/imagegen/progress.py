@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from genai_common.errors import ServiceError
-from imagegen.jobs import JobUpdate
+from imagegen.domain import JobUpdate
 
 log = logging.getLogger(__name__)
 

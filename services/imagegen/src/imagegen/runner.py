@@ -14,10 +14,10 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-from imagegen.jobs import ImageJob, JobCancelled, JobState, JobUpdate, OutOfMemory, WorkerStopping
+from imagegen.domain import ImageJob, JobCancelled, JobState, JobUpdate, OutOfMemory, WorkerStopping
 from imagegen.metrics import BUSY, IMAGES, JOB_SECONDS, STEP_SECONDS
-from imagegen.pipeline import StepHook
 from imagegen.progress import ProgressPump, ProgressSink, ProgressThrottle, overall_progress
+from imagegen.renderer import StepHook
 
 log = logging.getLogger(__name__)
 
@@ -139,5 +139,7 @@ class ImageJobRunner:
 
         return on_step
 
-    async def _report(self, job: ImageJob, state: JobState, progress: int, **fields: object) -> None:
-        await self._sink.report(JobUpdate(job.job_id, state, progress, **fields))  # type: ignore[arg-type]
+    async def _report(self, job: ImageJob, state: JobState, progress: int, *, stage: str = "", reason: str = "",
+                      result_keys: tuple[str, ...] = (), stage_seconds: dict[str, float] | None = None) -> None:
+        await self._sink.report(JobUpdate(job.job_id, state, progress, stage=stage, reason=reason,
+                                          result_keys=result_keys, stage_seconds=stage_seconds or {}))

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from genai_common.settings import CommonSettings
+from genai_common.settings import AmqpSettings, BlobSettings, CommonSettings
 
 TINY_RANDOM = "tiny-random"
 
 
-class ImagegenSettings(CommonSettings):
+class ImagegenSettings(AmqpSettings, BlobSettings, CommonSettings):
     # An SDXL model: a hub id (read from the local cache; the hub itself is never contacted when
     # HF_HUB_OFFLINE=1) or a local directory. `tiny-random` builds a small SDXL-shaped pipeline with
     # random weights and no download: it draws noise, for tests and CPU demos.
@@ -46,6 +46,3 @@ class ImagegenSettings(CommonSettings):
     # Progress events: at most one per interval, unless progress moved by min_delta points.
     imagegen_progress_interval_seconds: float = Field(default=0.5, ge=0)
     imagegen_progress_min_delta: int = Field(default=5, ge=1)
-
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    blob_store_url: str = "file://./var/blobs"

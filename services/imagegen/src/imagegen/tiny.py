@@ -1,11 +1,12 @@
 """Random-weight SDXL-shaped models built from configs, with no download.
 
 `build_tiny_pipeline()` is a small `StableDiffusionXLPipeline` (two CLIP text encoders, a
-cross-attention UNet with SDXL's text-time conditioning, a VAE, Euler) whose weights are drawn
-from a fixed seed, so every build is identical and a seeded job renders the same pixels every
-time. It draws noise, not pictures: it exercises the real diffusers code path on a CPU in
-milliseconds per step. `sdxl_unet_config()` is the real SDXL base UNet's shape, for per-step
-timings on a GPU with random weights.
+cross-attention UNet with SDXL's text-time conditioning, a VAE with SDXL's latent scale of 8,
+Euler) whose weights are drawn from a fixed seed, so every build is identical and a seeded job
+renders the same pixels every time. It draws noise, not pictures: it exercises the real diffusers
+code path on a CPU, and every size the gateway accepts (up to 1024x1024) renders in seconds.
+`sdxl_unet_config()` is the real SDXL base UNet's shape, for per-step timings on a GPU with
+random weights.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def _text_config() -> CLIPTextConfig:
 
 
 def _tiny_unet() -> UNet2DConditionModel:
+    """Three levels like SDXL's UNet; cross-attention only at the coarsest (1/4 of the latent side),
+    so attention stays cheap at 1024x1024 (a 32x32 token grid) while the text conditioning is real."""
     return UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), transformer_layers_per_block=(1, 2), use_linear_projection=True,
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32, 64),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 2, 4), transformer_layers_per_block=(1, 1, 2), use_linear_projection=True,
         cross_attention_dim=2 * _TEXT_HIDDEN,  # both text encoders' hidden states, concatenated
         addition_embed_type="text_time", addition_time_embed_dim=_TIME_EMBED,
         projection_class_embeddings_input_dim=6 * _TIME_EMBED + _TEXT_HIDDEN,  # 6 time ids + pooled text
@@ -54,10 +58,12 @@ def _tiny_unet() -> UNet2DConditionModel:
 
 
 def _tiny_vae() -> AutoencoderKL:
+    """SDXL's latent scale: four levels, so the latent side is 1/8 of the image side (a 1024x1024 image is a
+    128x128 latent). Narrow channels and no attention in the middle block keep full-size decoding cheap."""
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64), sample_size=128,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16), sample_size=128,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1, norm_num_groups=4, mid_block_add_attention=False,
     )
 
 

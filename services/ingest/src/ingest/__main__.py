@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from genai_common.logging import configure_logging
-from ingest.service import run
+from ingest.app import run
 from ingest.settings import IngestSettings
 
 

@@ -20,7 +20,8 @@ from genai.events.v1 import events_pb2
 from genai_common.amqp import PermanentFailure, decode, header_text
 from genai_common.logging import request_id_var
 from ingest import metrics
-from ingest.pipeline import IngestJob, IngestPipeline, ProgressSink, Report
+from ingest.domain import IngestJob, Report
+from ingest.pipeline import IngestPipeline, ProgressSink
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,13 @@ import json
 import logging
 import resource
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:  # pypdf itself is imported only once the limits are set
+    from pypdf import PageObject, PdfReader
+
+Record = Mapping[str, object]  # one output line
 
 
 def _limit(cpu_seconds: int, memory_bytes: int) -> None:
@@ -25,12 +32,12 @@ def _limit(cpu_seconds: int, memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _emit(out, record: dict) -> None:  # type: ignore[no-untyped-def]
+def _emit(out: TextIO, record: Record) -> None:
     out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
 
 
-def _open(data: bytes):  # type: ignore[no-untyped-def]
+def _open(data: bytes) -> tuple[PdfReader | None, Record | None]:
     """A readable PdfReader, or an error record saying why not."""
     from pypdf import PdfReader
 
@@ -60,7 +67,7 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-def _text_boxes(page) -> str:  # type: ignore[no-untyped-def]
+def _text_boxes(page: PageObject) -> str:
     """Text of FreeText annotations: text boxes drawn on the page, not part of its content stream."""
     texts = []
     try:
@@ -75,11 +82,12 @@ def _text_boxes(page) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(texts)
 
 
-def extract(data: bytes, max_pages: int, out) -> int:  # type: ignore[no-untyped-def]
+def extract(data: bytes, max_pages: int, out: TextIO) -> int:
     reader, error = _open(data)
     if error is not None:
         _emit(out, error)
         return 0
+    assert reader is not None
     try:
         count = len(reader.pages)
     except Exception as exc:  # any parser error while walking the page tree means "malformed"

@@ -9,47 +9,22 @@ retried and the consumer decides when to give up.
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
+from genai_common.errors import InvalidInput, NotFound
 from ingest.chunking import Chunk, ChunkingPolicy, chunk_pages
 from ingest.clean import clean_text
+from ingest.domain import IngestJob, Outcome, Report
 from ingest.extract import NO_TEXT, Extracted, ExtractionFailed, PageProgress
-from genai_common.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 # Progress (0-100) at the start of each stage; embedding fills the rest batch by batch.
 PARSING_AT, CHUNKING_AT, EMBEDDING_AT = 5, 20, 25
-
-
-@dataclass(frozen=True)
-class IngestJob:
-    document_id: str
-    blob_key: str
-    filename: str
-    media_type: str
-    sha256: str = ""
-
-
-class Outcome(enum.StrEnum):
-    INDEXED = "indexed"
-    FAILED = "failed"
-    DELETED = "deleted"
-
-
-@dataclass
-class Report:
-    outcome: Outcome
-    pages: int = 0
-    chunks: int = 0
-    reason: str = ""
-    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Blobs(Protocol):
@@ -68,13 +43,14 @@ class Indexer(Protocol):
 class ProgressSink(Protocol):
     async def processing(self, document_id: str, stage: str, progress: int,
                          stage_seconds: Mapping[str, float]) -> None: ...
-    async def succeeded(self, document_id: str, pages: int, chunks: int, stage_seconds: Mapping[str, float]) -> None: ...
+    async def succeeded(self, document_id: str, pages: int, chunks: int,
+                        stage_seconds: Mapping[str, float]) -> None: ...
     async def failed(self, document_id: str, reason: str, stage_seconds: Mapping[str, float]) -> None: ...
 
 
 class IngestPipeline:
     def __init__(self, blobs: Blobs, extractor: TextExtractor, indexer: Indexer, progress: ProgressSink, *,
-                 policy: ChunkingPolicy = ChunkingPolicy(), batch_chunks: int = 64) -> None:
+                 policy: ChunkingPolicy, batch_chunks: int = 64) -> None:
         self._blobs, self._extractor, self._indexer = blobs, extractor, indexer
         self._progress = progress
         self._policy = policy

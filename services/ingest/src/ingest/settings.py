@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from genai_common.settings import CommonSettings
+from genai_common.settings import AmqpSettings, BlobSettings, CommonSettings
 
 
-class IngestSettings(CommonSettings):
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+class IngestSettings(AmqpSettings, BlobSettings, CommonSettings):
+    # The retriever (gRPC) that embeds and stores the chunks.
     retriever_addr: str = "127.0.0.1:50052"
-    blob_store_url: str = "file://./var/blobs"
     ingest_metrics_host: str = "127.0.0.1"
     ingest_metrics_port: int = 9103
 

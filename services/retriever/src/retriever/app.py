@@ -8,12 +8,12 @@ from contextlib import AsyncExitStack
 
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
-from genai_common.metrics import OpsServer
+from genai_common.ops_server import OpsServer
 from retriever.domain import CollectionIdentity, SearchMode
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
 from retriever.metrics import RetrieverMetrics
+from retriever.retrieval import Retriever, RetrieverConfig
 from retriever.servicer import SERVICE_NAME, register
-from retriever.service import Retriever, RetrieverConfig
 from retriever.settings import RetrieverSettings
 from retriever.sparse import Bm25Encoder
 from retriever.store import CollectionLayout, QdrantChunkStore
@@ -52,7 +52,8 @@ def build_store(settings: RetrieverSettings) -> QdrantChunkStore:
                             timeout=settings.qdrant_timeout_seconds)
 
 
-def build_grpc_server(settings: RetrieverSettings, retriever: Retriever, metric_prefix: str = "retriever") -> GrpcServer:
+def build_grpc_server(settings: RetrieverSettings, retriever: Retriever,
+                      metric_prefix: str = "retriever") -> GrpcServer:
     return GrpcServer(
         host=settings.retriever_host, port=settings.retriever_port, metric_prefix=metric_prefix,
         service_names=[SERVICE_NAME], register=register(retriever),
@@ -98,7 +99,8 @@ async def run(settings: RetrieverSettings) -> None:
         server = build_grpc_server(settings, retriever)
         await server.start()
         serving = True
-        log.info("retriever serving", extra={"model": settings.embedding_model, "collection": settings.qdrant_collection,
+        log.info("retriever serving", extra={"model": settings.embedding_model,
+                                             "collection": settings.qdrant_collection,
                                              "default_mode": settings.retriever_search_mode})
         await stop.wait()
         serving = False

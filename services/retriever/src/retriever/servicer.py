@@ -10,7 +10,7 @@ from genai.retriever.v1 import retriever_pb2 as pb
 from genai.retriever.v1 import retriever_pb2_grpc as pb_grpc
 from genai_common.errors import InvalidInput
 from retriever.domain import ChunkInput, ScoredChunk, SearchMode
-from retriever.service import Retriever
+from retriever.retrieval import Retriever
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RetrieverService"].full_name
 
@@ -22,7 +22,7 @@ _MODE_FROM_PB = {
 _MODE_TO_PB = {mode: value for value, mode in _MODE_FROM_PB.items()}
 
 
-def mode_from_pb(value: int) -> SearchMode | None:
+def mode_from_pb(value: pb.SearchMode) -> SearchMode | None:
     """The requested mode, None for "the server's default"; an unknown value is refused."""
     if value == pb.SEARCH_MODE_UNSPECIFIED:
         return None

@@ -160,7 +160,8 @@ class QdrantChunkStore:
         try:
             await client.create_collection(
                 self._collection,
-                vectors_config={DENSE: models.VectorParams(size=identity.embedding_dim, distance=models.Distance.COSINE)},
+                vectors_config={
+                    DENSE: models.VectorParams(size=identity.embedding_dim, distance=models.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
                 metadata=wanted,
                 # Local mode has one shard and no replicas; a server spreads the collection.
@@ -178,14 +179,17 @@ class QdrantChunkStore:
 
     async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         for start in range(0, len(records), UPSERT_BATCH):
-            points = [_point(r) for r in records[start:start + UPSERT_BATCH]]
-            await self._call(lambda c, p=points: c.upsert(self._collection, points=p, wait=True))
+            await self._upsert_batch([_point(r) for r in records[start:start + UPSERT_BATCH]])
+
+    async def _upsert_batch(self, points: list[models.PointStruct]) -> None:
+        await self._call(lambda c: c.upsert(self._collection, points=points, wait=True))
 
     async def search_dense(
         self, vector: Sequence[float], *, limit: int, document_ids: Sequence[str] = (),
         score_threshold: float | None = None,
     ) -> list[ScoredChunk]:
-        return await self._query(list(map(float, vector)), DENSE, limit, _document_filter(document_ids), score_threshold)
+        return await self._query(list(map(float, vector)), DENSE, limit, _document_filter(document_ids),
+                                 score_threshold)
 
     async def search_sparse(
         self, vector: SparseVector, *, limit: int, document_ids: Sequence[str] = (),
@@ -228,13 +232,17 @@ class QdrantChunkStore:
         found: list[tuple[int, str]] = []
         offset: Any = None
         while True:
-            points, offset = await self._call(lambda c, o=offset: c.scroll(
-                self._collection, scroll_filter=selector, limit=SCROLL_PAGE, offset=o,
-                with_payload=["chunk_index"], with_vectors=False,
-            ))
+            points, offset = await self._scroll(selector, offset)
             found.extend((int((p.payload or {}).get("chunk_index", 0)), str(p.id)) for p in points)
             if offset is None:
                 return [point_id for _, point_id in sorted(found)]
+
+    async def _scroll(self, selector: models.Filter | None, offset: Any) -> tuple[list[models.Record], Any]:
+        """One page of `selector`'s points (chunk index only) and the offset of the next page (None: last)."""
+        return await self._call(lambda c: c.scroll(
+            self._collection, scroll_filter=selector, limit=SCROLL_PAGE, offset=offset,
+            with_payload=["chunk_index"], with_vectors=False,
+        ))
 
     async def count(self) -> int:
         result = await self._call(lambda c: c.count(self._collection, exact=True))

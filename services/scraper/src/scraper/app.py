@@ -11,13 +11,13 @@ import httpx
 from genai.scraper.v1 import scraper_pb2_grpc
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
-from genai_common.metrics import OpsServer
+from genai_common.ops_server import OpsServer
 from scraper.extractor import PoolExtractor, TextExtractor, process_pool
 from scraper.fetch import Fetcher, build_client
 from scraper.guard import Policy, Resolver, SystemResolver, UrlGuard
 from scraper.metrics import ScraperMetrics
 from scraper.scrape import ScrapeLimits, Scraper
-from scraper.service import SERVICE_NAME, ScraperServicer
+from scraper.servicer import SERVICE_NAME, ScraperServicer
 from scraper.settings import ScraperSettings
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ class BoundedDecoder:
         self._size = 0
         self._parts: list[bytes] = []
         self._deflate = encoding == "deflate"
-        self._inflater: zlib._Decompress | None = None  # type: ignore[name-defined]
+        self._inflater: zlib._Decompress | None = None
         if encoding in ("gzip", "x-gzip"):
             self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._sniffed = not self._deflate

@@ -21,9 +21,7 @@ import trafilatura
 from trafilatura.metadata import extract_title
 from trafilatura.utils import load_html
 
-from scraper.model import TEXT_TYPES
-
-EXTRACT_OPTIONS = {"favor_precision": True, "include_comments": False, "include_tables": True}
+from scraper.domain import TEXT_TYPES
 
 # Seconds one page may take; set by `warm_up` in pool workers only (the timer needs the main
 # thread of a process of our own), 0 = no limit.
@@ -49,7 +47,8 @@ def extract_page(body: bytes, url: str, media_type: str = "text/html", charset: 
     if tree is None:
         return Extracted("", "")
     title = extract_title(tree) or ""
-    text = trafilatura.extract(tree, url=url, output_format="txt", **EXTRACT_OPTIONS) or ""
+    text = trafilatura.extract(tree, url=url, output_format="txt", favor_precision=True, include_comments=False,
+                               include_tables=True) or ""
     return Extracted(" ".join(title.split()), text.strip())
 
 

@@ -24,6 +24,7 @@ from scraper.extract import Extracted, extract_batch, warm_up
 log = logging.getLogger(__name__)
 
 Job = tuple[tuple[bytes, str, str, str | None], asyncio.Future[Extracted]]
+WARM_UP_PAGE = (b"<p>warm</p>", "http://localhost/", "text/html", None)
 
 
 class ExtractionFailed(Exception):
@@ -60,7 +61,7 @@ class PoolExtractor:
     async def warm(self) -> None:
         """Start every worker now (imports, first extraction) instead of on the first request."""
         await asyncio.gather(*(
-            asyncio.wrap_future(self._pool.submit(extract_batch, [(b"<p>warm</p>", "http://localhost/", "text/html", None)]))
+            asyncio.wrap_future(self._pool.submit(extract_batch, [WARM_UP_PAGE]))
             for _ in range(self._workers)
         ))
 

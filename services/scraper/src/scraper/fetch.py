@@ -11,8 +11,8 @@ from urllib.parse import urljoin
 import httpx
 
 from scraper.body import ACCEPT_ENCODING, TooLarge, UnsupportedEncoding, read_bounded
+from scraper.domain import SUPPORTED_TYPES, FetchFailed, Outcome, Trace
 from scraper.guard import Blocked, ResolveFailed, Target, UrlGuard
-from scraper.model import SUPPORTED_TYPES, FetchFailed, Outcome, Trace
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from genai_common.metrics import latency_histogram
-from scraper.model import Outcome
+from scraper.domain import Outcome
 
 
 class ScraperMetrics:

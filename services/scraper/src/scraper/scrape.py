@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from scraper.domain import FetchFailed, Outcome, Page, Trace
 from scraper.extract import Extracted
 from scraper.extractor import ExtractionFailed, TextExtractor
 from scraper.fetch import Fetched
 from scraper.metrics import ScraperMetrics
-from scraper.model import FetchFailed, Outcome, Page, Trace
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +41,20 @@ class Scraper:
         self._limits = limits
         self._slots = asyncio.Semaphore(limits.max_concurrency)
 
-    async def scrape(self, urls: Sequence[str], *, timeout: float, max_chars: int = 0) -> list[Page]:
-        """One Page per URL, in order; each distinct URL is fetched once; nothing outlives `timeout`."""
+    async def scrape(self, urls: Sequence[str], *, deadline: float, max_chars: int = 0) -> list[Page]:
+        """One Page per URL, in order; each distinct URL is fetched once; nothing outlives `deadline` seconds."""
         chars = min(max_chars or self._limits.default_chars, self._limits.max_chars)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        ends_at = asyncio.get_running_loop().time() + deadline
         unique = list(dict.fromkeys(urls))
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._one(url, deadline, chars)) for url in unique]
+            tasks = [group.create_task(self._one(url, ends_at, chars)) for url in unique]
         pages = {url: task.result() for url, task in zip(unique, tasks, strict=True)}
         return [pages[url] for url in urls]
 
-    async def _one(self, url: str, deadline: float, chars: int) -> Page:
+    async def _one(self, url: str, ends_at: float, chars: int) -> Page:
         trace = Trace(url)
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        budget = min(deadline, loop.time() + self._limits.fetch_timeout)
+        budget = min(ends_at, asyncio.get_running_loop().time() + self._limits.fetch_timeout)
         extracted = NOTHING
         try:
             async with asyncio.timeout_at(budget):

@@ -58,3 +58,14 @@ def header_text(message: AbstractIncomingMessage, name: str, limit: int = 64) ->
         value = value.decode("utf-8", errors="replace")
     return str(value)[:limit]
 
+
+def job_id_of(message: AbstractIncomingMessage, cls: type[Message]) -> str:
+    """The job a message is about: its `job_id` header, else its body's `job_id` field; "" when
+    neither can be read (for a give-up hook, which runs for undecodable messages too)."""
+    job_id = header_text(message, "job_id")
+    if job_id:
+        return job_id
+    try:
+        return str(getattr(decode(message, cls), "job_id", ""))
+    except PermanentFailure:
+        return ""

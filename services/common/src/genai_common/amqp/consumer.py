@@ -76,10 +76,6 @@ class Consumer:
         self._tag: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     async def start(self) -> None:
         self._tag = await self._queue.consume(self._on_message)
 

@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from gateway.jobs.text_worker import TextJobWorker, TextTask
 from genai.events.v1 import events_pb2
-from genai_common.amqp import TEXT_JOB_REQUESTED, PermanentFailure, QueueSpec, RetryPolicy, decode, header_text
+from genai_common.amqp import TEXT_JOB_REQUESTED, QueueSpec, RetryPolicy, decode, job_id_of
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,8 @@ class TextJobHandler:
 
     async def give_up(self, message: AbstractIncomingMessage, reason: str) -> None:
         """The queue's give-up hook: the job fails with the reason."""
-        job_id = header_text(message, "job_id")
+        job_id = job_id_of(message, events_pb2.TextJobRequested)
         if not job_id:
-            try:
-                job_id = decode(message, events_pb2.TextJobRequested).job_id
-            except PermanentFailure:
-                log.error("gave up on a text job message without a job id: %s", reason)
-                return
+            log.error("gave up on a text job message without a job id: %s", reason)
+            return
         await self._worker.fail(job_id, reason)

@@ -1,4 +1,4 @@
-"""The ingest worker's composition: blobs, retriever channel, AMQP, ops endpoint, consumer."""
+"""Composition root of the ingest worker: settings -> blobs, retriever channel, AMQP, ops endpoint, consumer."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from genai_common.amqp import DOCUMENT_UPLOADED, Amqp, GiveUp, QueueSpec, RetryP
 from genai_common.blobs import open_blob_store
 from genai_common.grpc_client import open_channel
 from genai_common.lifecycle import shutdown_event
-from genai_common.metrics import OpsServer
+from genai_common.ops_server import OpsServer
 from ingest.chunking import ChunkingPolicy
 from ingest.consumer import UploadConsumer
 from ingest.extract import Extractor, PdfLimits
+from ingest.indexer import RetrieverIndexer
 from ingest.pipeline import IngestPipeline
 from ingest.progress import AmqpProgress
-from ingest.retriever import RetrieverIndexer
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,8 @@
-"""The worker's composition: load and warm the pipeline, then consume until SIGTERM.
+"""Composition root of the image worker: load and warm the pipeline, then consume until SIGTERM.
 
 Order at start: ops endpoint (healthz; readyz says not ready) -> pipeline loaded and warmed up
--> broker connected -> cancel fan-out queue -> job queue (prefetch 1) -> ready.
+-> broker connected -> cancel fan-out queue -> job queue (prefetch 1) -> ready (while the broker
+connection is up).
 Order at SIGTERM: not ready -> stop taking jobs -> the job in flight finishes within the grace
 period (or stops at its next step and is requeued) -> broker closed -> exit 0.
 """
@@ -13,24 +14,23 @@ import logging
 import uuid
 from contextlib import AsyncExitStack
 
-from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, QueueSpec, RetryPolicy
+from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, GiveUp, QueueSpec, RetryPolicy
 from genai_common.blobs import open_blob_store
 from genai_common.lifecycle import shutdown_event
-from genai_common.metrics import OpsServer
-from imagegen.jobs import Limits
-from imagegen.messaging import AmqpProgressSink, CancelHandler, ImageJobHandler
-from imagegen.pipeline import Renderer, build_pipeline, configure_threads, resolve_device, resolve_dtype
+from genai_common.ops_server import OpsServer
+from imagegen.consumer import AmqpProgressSink, CancelHandler, ImageJobHandler
+from imagegen.domain import Limits
+from imagegen.renderer import Renderer, build_pipeline, configure_threads, resolve_device, resolve_dtype
 from imagegen.runner import ImageJobRunner
 from imagegen.settings import ImagegenSettings
 
 log = logging.getLogger(__name__)
 
-class Readiness:
-    def __init__(self) -> None:
-        self.ready = False
 
-    def __call__(self) -> bool:
-        return self.ready
+def queue_spec(settings: ImagegenSettings, on_give_up: GiveUp | None = None) -> QueueSpec:
+    retry = RetryPolicy(attempts=settings.imagegen_retry_attempts,
+                        budget_seconds=settings.imagegen_retry_budget_seconds)
+    return QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), prefetch=1, retry=retry, on_give_up=on_give_up)
 
 
 async def load_renderer(settings: ImagegenSettings) -> Renderer:
@@ -47,24 +47,22 @@ async def load_renderer(settings: ImagegenSettings) -> Renderer:
 
 async def start_consuming(amqp: Amqp, runner: ImageJobRunner, settings: ImagegenSettings) -> None:
     limits = Limits(settings.imagegen_max_images, settings.imagegen_max_steps, settings.imagegen_max_side)
-    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (JOB_CANCEL_REQUESTED,), CancelHandler(runner))
+    await amqp.consume_broadcast(f"imagegen.cancel.{uuid.uuid4().hex[:12]}", (JOB_CANCEL_REQUESTED,),
+                                 CancelHandler(runner))
     handler = ImageJobHandler(runner, AmqpProgressSink(amqp), limits)
-    retry = RetryPolicy(attempts=settings.imagegen_retry_attempts, budget_seconds=settings.imagegen_retry_budget_seconds)
-    spec = QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), prefetch=1, retry=retry,
-                     on_give_up=handler.give_up)
-    await amqp.consume(spec, handler)
+    await amqp.consume(queue_spec(settings, handler.give_up), handler)
 
 
 async def run(settings: ImagegenSettings) -> None:
     stop = shutdown_event()
-    readiness = Readiness()
+    consuming = False
+    amqp = Amqp(settings.amqp_url, name="imagegen")  # connected once the pipeline is ready
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(
-            OpsServer(settings.imagegen_metrics_host, settings.imagegen_metrics_port, readiness))
+        await stack.enter_async_context(OpsServer(settings.imagegen_metrics_host, settings.imagegen_metrics_port,
+                                                  ready=lambda: consuming and amqp.is_connected))
         renderer = await load_renderer(settings)
         if stop.is_set():
             return
-        amqp = Amqp(settings.amqp_url, name="imagegen")
         await amqp.connect()
         stack.push_async_callback(amqp.close)
         runner = ImageJobRunner(
@@ -73,10 +71,10 @@ async def run(settings: ImagegenSettings) -> None:
             progress_min_delta=settings.imagegen_progress_min_delta,
         )
         await start_consuming(amqp, runner, settings)
-        readiness.ready = True
+        consuming = True
         log.info("imagegen ready", extra={"queue": settings.imagegen_queue})
         await stop.wait()
-        readiness.ready = False
+        consuming = False
         await _drain(amqp, runner, settings.shutdown_grace_seconds)
     log.info("imagegen stopped")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from imagegen.jobs import ImageJob, OutOfMemory
-from imagegen.pipeline import Renderer, build_pipeline, resolve_dtype
+from imagegen.domain import ImageJob, OutOfMemory
+from imagegen.renderer import Renderer, build_pipeline, resolve_dtype
 from imagegen.settings import TINY_RANDOM
 from imagegen.tiny import build_tiny_pipeline, sdxl_unet_config, tiny_tokenizer
 

@@ -15,7 +15,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from PIL.Image import Image
 
-from imagegen.jobs import ImageJob, OutOfMemory
+from imagegen.domain import ImageJob, OutOfMemory
 from imagegen.settings import TINY_RANDOM
 from imagegen.tiny import build_tiny_pipeline
 
@@ -48,13 +48,15 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     return _DTYPES[name]
 
 
-def build_pipeline(model: str, device: str, dtype: torch.dtype, variant: str | None = None) -> StableDiffusionXLPipeline:
+def build_pipeline(model: str, device: str, dtype: torch.dtype,
+                   variant: str | None = None) -> StableDiffusionXLPipeline:
     """`tiny-random` (no download) or an SDXL model from a local directory or the local hub cache."""
     if model == TINY_RANDOM:
         pipe = build_tiny_pipeline()  # float32 on the CPU
         pipe = pipe.to(device=device, dtype=dtype) if dtype != torch.float32 else pipe.to(device)
     else:
-        pipe = StableDiffusionXLPipeline.from_pretrained(model, torch_dtype=dtype, variant=variant, use_safetensors=True)
+        pipe = StableDiffusionXLPipeline.from_pretrained(model, torch_dtype=dtype, variant=variant,
+                                                         use_safetensors=True)
         pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -1,4 +1,4 @@
-"""The retriever's domain: index chunks, search them (dense, sparse or hybrid), delete and list them."""
+"""The retrieval use cases: index chunks, search them (dense, sparse or hybrid), delete and list them."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import grpc
 
 from genai.scraper.v1 import scraper_pb2, scraper_pb2_grpc
 from genai_common.errors import DeadlineExceeded, InvalidInput
-from scraper.model import Outcome, Page
+from scraper.domain import Outcome, Page
 from scraper.scrape import Scraper
 
 SERVICE_NAME = scraper_pb2.DESCRIPTOR.services_by_name["ScraperService"].full_name
@@ -44,7 +44,7 @@ class ScraperServicer(scraper_pb2_grpc.ScraperServiceServicer):
         self._max_urls = max_urls
         self._deadline_seconds = deadline_seconds
 
-    async def Scrape(  # noqa: N802 (gRPC method name)
+    async def Scrape(
         self, request: scraper_pb2.ScrapeRequest, context: grpc.aio.ServicerContext
     ) -> scraper_pb2.ScrapeResponse:
         urls = list(request.urls)
@@ -55,5 +55,5 @@ class ScraperServicer(scraper_pb2_grpc.ScraperServiceServicer):
         budget = request_budget(self._deadline_seconds, context.time_remaining())
         if budget <= 0:
             raise DeadlineExceeded("the request's deadline leaves no time to fetch")
-        pages = await self._scraper.scrape(urls, timeout=budget, max_chars=request.max_chars_per_page)
+        pages = await self._scraper.scrape(urls, deadline=budget, max_chars=request.max_chars_per_page)
         return scraper_pb2.ScrapeResponse(pages=[page_to_pb(page) for page in pages])

@@ -10,13 +10,13 @@ before the message is dead-lettered.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import JOB_PROGRESS, Amqp, PermanentFailure, attempt, decode, header_text
-from imagegen.jobs import ImageJob, InvalidJob, JobState, JobUpdate, Limits
+from genai_common.amqp import JOB_PROGRESS, Amqp, PermanentFailure, attempt, decode, job_id_of
+from imagegen.domain import ImageJob, InvalidJob, JobState, JobUpdate, Limits
 from imagegen.metrics import JOBS
 from imagegen.runner import ImageJobRunner
 
@@ -32,12 +32,10 @@ _STATES = {
 
 
 def progress_event(update: JobUpdate) -> events_pb2.JobProgress:
-    emitted_at = Timestamp()
-    emitted_at.GetCurrentTime()
     return events_pb2.JobProgress(
         job_id=update.job_id, kind=events_pb2.JOB_KIND_IMAGE, state=_STATES[update.state],
         progress=update.progress, stage=update.stage, reason=update.reason,
-        result_keys=list(update.result_keys), stage_seconds=update.stage_seconds, emitted_at=emitted_at,
+        result_keys=list(update.result_keys), stage_seconds=update.stage_seconds, emitted_at=datetime.now(UTC),
     )
 
 
@@ -76,13 +74,10 @@ class ImageJobHandler:
     async def give_up(self, message: AbstractIncomingMessage, reason: str) -> None:
         """The queue's give-up hook: report the job failed (when its id can be found)."""
         JOBS.labels(JobState.FAILED.value).inc()
-        job_id = header_text(message, "job_id")
+        job_id = job_id_of(message, events_pb2.ImageJobRequested)
         if not job_id:
-            try:
-                job_id = decode(message, events_pb2.ImageJobRequested).job_id
-            except PermanentFailure:
-                log.error("gave up on an image job message without a job id: %s", reason)
-                return
+            log.error("gave up on an image job message without a job id: %s", reason)
+            return
         await self._sink.report(JobUpdate(job_id, JobState.FAILED, 0, reason=reason))
 
 

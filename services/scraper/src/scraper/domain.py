@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain"})
 SUPPORTED_TYPES = HTML_TYPES | TEXT_TYPES  # anything else is refused as unsupported_type
