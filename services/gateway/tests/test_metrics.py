@@ -50,21 +50,27 @@ async def test_every_series_exists_before_its_first_event(chat_gateway) -> None:
     assert ("gateway_job_oldest_age_seconds", frozenset({("kind", "image"), ("status", "queued")})) in names
 
 
-async def test_probes_are_not_timed_and_a_strange_method_is_not_a_label(chat_gateway) -> None:
+async def test_probes_are_not_timed_and_paths_are_labelled_by_route(chat_gateway) -> None:
     client = (await chat_gateway()).client
+    before = await _samples(client)
     for path in ("/healthz", "/readyz", "/metrics"):
         await client.get(path)
     await client.request("BREW", "/v1/coffee")
     await client.get("/v1/nowhere")
+    await client.get("/console/console.css")
     samples = await _samples(client)
     routes = {dict(labels).get("route") for name, labels in samples if name.startswith("gateway_http_")}
     assert not routes & {"/healthz", "/readyz", "/metrics"}
     methods = {dict(labels).get("method") for name, labels in samples if name.startswith("gateway_http_")}
     assert "BREW" not in methods
-    assert _value(samples, "gateway_http_request_duration_seconds_count", method="other", route="unmatched",
-                  status_class="4xx") == 1
-    assert _value(samples, "gateway_http_request_duration_seconds_count", method="GET", route="unmatched",
-                  status_class="4xx") == 1
+
+    def grew(**labels: str) -> float:
+        name = "gateway_http_request_duration_seconds_count"
+        return _value(samples, name, **labels) - _value(before, name, **labels)
+
+    assert grew(method="other", route="unmatched", status_class="4xx") == 1
+    assert grew(method="GET", route="unmatched", status_class="4xx") == 1
+    assert grew(method="GET", route="/console", status_class="2xx") == 1  # the console's files, by their mount
 
 
 async def test_a_chat_counts_its_llm_call_tokens_and_sources(chat_gateway, fake_peers: FakePeers,

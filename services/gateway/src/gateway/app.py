@@ -80,6 +80,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)
     mount_console(app)
-    initialise_http((method, route.path) for router in (chat_router, documents_router, jobs_router)
-                    for route in router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ()))
+    api = [(method, route.path) for router in (chat_router, documents_router, jobs_router)
+           for route in router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ())]
+    initialise_http([*api, ("GET", "/"), ("GET", "/console")])
     return app

@@ -38,7 +38,8 @@ class RequestContextMiddleware:
                 started_response = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-                route = getattr(scope.get("route"), "path", UNMATCHED)
+                # A route's path template; a mounted app's mount point (the console's files); else unmatched.
+                route = getattr(scope.get("route"), "path", None) or scope.get("root_path") or UNMATCHED
                 observe_http(scope["method"], route, message["status"], time.perf_counter() - started)
             await send(message)
 

@@ -45,6 +45,7 @@ from gateway.settings import GatewaySettings
 from genai_common.amqp import Amqp, RetryPolicy
 from genai_common.blobs import BlobStore, open_blob_store
 from genai_common.grpc_client import open_channel
+from genai_common.metrics import record_build_info
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ async def open_resources(settings: GatewaySettings, stack: AsyncExitStack) -> Re
 
 
 def _start_metrics(counts: RecordCounts, chat: ChatAnswerer, stack: AsyncExitStack) -> None:
-    """Gauges read at scrape time (chats in flight and queued) and the record counts' refresher."""
+    """genai_build_info, gauges read at scrape time (chats in flight and queued) and the record counts' refresher."""
+    record_build_info("gateway")
     CHATS_IN_FLIGHT.set_function(lambda: chat.limiter.in_flight)
     CHATS_QUEUED.set_function(lambda: chat.limiter.waiting)
     refresher = asyncio.create_task(counts.run(), name="record-counts")
