@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.deploy.chart import NAMESPACE, render, values_of
+from tests.deploy.chart import NAMESPACE, RELEASE, render, values_of
 from tests.deploy.monitoring import (
     Measurement,
     analysis_measurements,
@@ -102,18 +102,32 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             result = Run(stack, prometheus, time.time(), objects=objects)
             traffic = Traffic(stack)
             try:
-                traffic.setup()
-                measurements = [m for m in analysis_measurements(objects, CANARY_HASH)]
-                assert all(s == 200 for s in _drive(traffic, WINDOW_SECONDS + 3))
-                result.healthy = _measure(prometheus, measurements, "Successful")
-                stack.llm.fail_status = 500
-                failing = [m for m in measurements if m.template.split("-")[1] in FAULTS]
-                assert all(s == 502 for s in _drive(traffic, WINDOW_SECONDS + 3, fault=True))
-                result.failing = _measure(prometheus, failing, "Failed")
+                try:
+                    _healthy_then_failing(traffic, prometheus, result)
+                except Exception:
+                    print(stack.logs(), prometheus.log_tail())  # shown with the failure
+                    raise
                 yield result
             finally:
                 stack.llm.fail_status = None
                 traffic.close()
+
+
+def _healthy_then_failing(traffic: Traffic, prometheus: PrometheusServer, result: Run) -> None:
+    """Every feature once; healthy traffic for a window, measured; then the faults, measured."""
+    traffic.setup()
+    measurements = analysis_measurements(result.objects, CANARY_HASH)
+    assert all(s == 200 for s in _drive(traffic, WINDOW_SECONDS + 3))
+    result.healthy = _measure(prometheus, measurements, "Successful")
+    traffic.stack.llm.fail_status = 500
+    failing = [m for m in measurements if _service_of(m.template) in FAULTS]
+    assert all(s == 502 for s in _drive(traffic, WINDOW_SECONDS + 3, fault=True))
+    result.failing = _measure(prometheus, failing, "Failed")
+
+
+def _service_of(template: str) -> str:
+    """genai-gateway-errors -> gateway."""
+    return template.removeprefix(f"{RELEASE}-").split("-", 1)[0]
 
 
 def test_every_scrape_target_is_up(run: Run) -> None:
@@ -152,9 +166,9 @@ def test_every_canary_check_passes_on_healthy_traffic(run: Run) -> None:
 
 def test_every_canary_check_fails_while_its_service_fails(run: Run) -> None:
     templates = {m.template for m in analysis_measurements(run.objects, CANARY_HASH)}
-    proven = {t for t in templates if t.split("-")[1] in FAULTS}
+    proven = {t for t in templates if _service_of(t) in FAULTS}
     assert proven == set(run.failing) and set(run.failing.values()) == {"Failed"}, run.failing
-    assert {t.split("-")[1] for t in templates - proven} == {"scraper"}
+    assert {_service_of(t) for t in templates - proven} == {"scraper"}
 
 
 def test_prometheus_evaluates_every_rule_without_an_error(run: Run) -> None:
