@@ -49,7 +49,7 @@ ops-check: venv services
 # ruff (pyflakes, pycodestyle, import order, bugbear, async rules) and mypy, configured in pyproject.toml.
 LINT_PATHS := services tests bench scripts conftest.py
 TYPED_PATHS := services/common/src services/gateway/src services/scraper/src services/retriever/src \
-	services/ingest/src services/imagegen/src
+	services/ingest/src services/imagegen/src services/cli/src
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)

@@ -24,8 +24,8 @@ from tests.support.stack import RunningStack
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1200, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
@@ -59,7 +59,8 @@ def screenshot(page: Page, name: str, tmp_path: Path) -> None:
         shutil.copy(path, Path(target) / name)
 
 
-def test_the_key_is_asked_for_and_kept_in_the_tab_session_only(browser: Browser, one_machine_stack: RunningStack) -> None:
+def test_the_key_is_asked_for_and_kept_in_the_tab_session_only(browser: Browser,
+                                                               one_machine_stack: RunningStack) -> None:
     page = browser.new_context(viewport=DESKTOP).new_page()
     page.goto(one_machine_stack.url)
     expect(page.locator("#key-dialog")).to_be_visible()
@@ -104,7 +105,8 @@ def test_an_answer_streams_in_and_its_citation_opens_the_source(browser: Browser
     page.press("#chat-input", "Enter")
     answer = page.locator(".msg.assistant .answer").last
     try:
-        page.wait_for_function("() => document.querySelector('.msg.assistant .answer')?.textContent.includes('Fake answer.')",
+        page.wait_for_function("() => document.querySelector('.msg.assistant .answer')"
+                               "?.textContent.includes('Fake answer.')",
                                polling="raf", timeout=60_000)
         assert llm.streams_completed == 0  # on screen while the answer is still streaming
         expect(answer).not_to_have_class("bubble answer streaming", timeout=30_000)

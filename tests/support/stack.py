@@ -76,7 +76,8 @@ class RunningStack:
 
 def _env(state: Path, amqp_url: str, llm: FakeLLM, site_port: int, gateway_port: int) -> dict[str, str]:
     env = {
-        **os.environ, **OFFLINE_ENV, "AMQP_URL": amqp_url, "GENAI_STATE_DIR": str(state), "GATEWAY_PORT": str(gateway_port),
+        **os.environ, **OFFLINE_ENV, "AMQP_URL": amqp_url, "GENAI_STATE_DIR": str(state),
+        "GATEWAY_PORT": str(gateway_port),
         "SCRAPER_PORT": str(free_port()), "SCRAPER_METRICS_PORT": str(free_port()),
         "RETRIEVER_PORT": str(free_port()), "RETRIEVER_METRICS_PORT": str(free_port()),
         "INGEST_METRICS_PORT": str(free_port()), "IMAGEGEN_METRICS_PORT": str(free_port()),

@@ -41,7 +41,8 @@ def _env(stack: RunningStack, key: str | None) -> dict[str, str]:
 
 @pytest.fixture
 def genai(one_machine_stack: RunningStack) -> Run:
-    def run(*args: str, key: str | None = one_machine_stack.api_key, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, key: str | None = one_machine_stack.api_key,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([str(GENAI), *args], env=_env(one_machine_stack, key), capture_output=True, text=True,
                               timeout=timeout)
         assert "Traceback" not in done.stderr, done.stderr
@@ -59,7 +60,8 @@ def test_uploading_a_folder_with_a_broken_pdf_reports_each_document_and_fails(ge
     (folder / "staff-handbook.pdf").write_bytes(ingest_pdfs().text_pdf(
         ["Staff handbook. Every employee receives twenty-eight days of paid annual leave per calendar year."]))
     (folder / "notes" / "parking.md").write_text("# Parking\n\nThe staff car park closes at eight in the evening.\n")
-    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R\nthis is not a PDF any more")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R\n"
+                                        b"this is not a PDF any more")
     (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # not a document: a folder upload skips it
 
     done = genai("docs", "upload", str(folder))
@@ -119,7 +121,8 @@ def test_chat_streams_the_answer_then_its_numbered_sources(one_machine_stack: Ru
     llm.reset()
     llm.stream_interval, llm.filler_tokens = 0.1, 20  # a few seconds of streaming after the first words
     question = f"When does {one_machine_stack.site}/harbour say the museum opens?"
-    proc = subprocess.Popen([str(GENAI), "chat", question, "--no-rag"], env=_env(one_machine_stack, one_machine_stack.api_key),
+    env = _env(one_machine_stack, one_machine_stack.api_key)
+    proc = subprocess.Popen([str(GENAI), "chat", question, "--no-rag"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -139,7 +142,8 @@ def test_ctrl_c_on_an_image_job_asks_and_cancels_it(one_machine_stack: RunningSt
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdin is not None
     job_id = proc.stdout.readline().split()[2].rstrip(":")  # "image job <id>: 4 × 1024x1024"
-    http = httpx.Client(base_url=one_machine_stack.url, headers={"Authorization": f"Bearer {one_machine_stack.api_key}"})
+    auth = {"Authorization": f"Bearer {one_machine_stack.api_key}"}
+    http = httpx.Client(base_url=one_machine_stack.url, headers=auth)
     with http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=60) as events:
         for line in events.iter_lines():
             if line.startswith("data:") and json.loads(line[5:])["status"] == "running":

@@ -19,7 +19,8 @@ def test_folders_are_searched_for_documents_and_globs_expanded(tmp_path: Path) -
     for name in ("a/one.pdf", "a/deep/two.MD", "a/skip.png", "three.txt", "four.txt"):
         (tmp_path / name).write_text("x")
     found = expand_paths([str(tmp_path / "a"), str(tmp_path / "*.txt"), str(tmp_path / "a" / "one.pdf")])
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/deep/two.MD", "a/one.pdf", "four.txt", "three.txt"]
+    relative = [p.relative_to(tmp_path).as_posix() for p in found]
+    assert relative == ["a/deep/two.MD", "a/one.pdf", "four.txt", "three.txt"]
     with pytest.raises(CliError, match="missing.pdf: no such file or folder"):
         expand_paths([str(tmp_path / "missing.pdf")])
 
@@ -48,7 +49,8 @@ def test_server_sent_events_are_parsed_across_fields_and_comments() -> None:
 
 
 def test_api_errors_read_as_one_line_and_remote_text_cannot_drive_the_terminal() -> None:
-    assert api_error(422, b'{"error": {"message": "size: must be one of 64x64"}}').message == "422 size: must be one of 64x64"
+    refused = api_error(422, b'{"error": {"message": "size: must be one of 64x64"}}')
+    assert refused.message == "422 size: must be one of 64x64"
     assert api_error(502, b"<html>Bad Gateway</html>").message == "502 <html>Bad Gateway</html>"
     assert clean("ok\x1b]0;pwned\x07 \x9b31mred\ttab\nline") == "ok]0;pwned 31mred\ttab\nline"
     assert to_json("a\x9bb") == '"a\\u009bb"'

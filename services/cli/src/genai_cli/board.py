@@ -51,7 +51,8 @@ class Board:
         self._rows[key] = Row(clean(label), status)
         self._announce(self._rows[key])
 
-    def update(self, key: str, status: str | None = None, progress: int | None = None, detail: str | None = None) -> None:
+    def update(self, key: str, status: str | None = None, progress: int | None = None,
+               detail: str | None = None) -> None:
         row = self._rows[key]
         if row.done:  # a final state stays final
             return
@@ -77,7 +78,8 @@ class Board:
             self._live.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -94,7 +96,8 @@ class Board:
         for name in ("", "status", "progress", "elapsed", ""):
             table.add_column(name, overflow="fold")
         for row in self._rows.values():
-            bar = ProgressBar(total=100, completed=row.progress or 0, width=20) if row.progress is not None else Text("")
+            bar = (ProgressBar(total=100, completed=row.progress or 0, width=20) if row.progress is not None
+                   else Text(""))
             table.add_row(plain(row.label), Text(row.status, DONE_STYLES.get(row.status, "cyan")), bar,
                           f"{row.elapsed():.0f}s", plain(row.detail))
         return table

@@ -62,7 +62,8 @@ def _conversation(connection: Connection, options: dict[str, Any], console: Cons
         messages.append({"role": "assistant", "content": answer})
 
 
-async def _ask(connection: Connection, messages: list[dict[str, str]], options: dict[str, Any], console: Console) -> str:
+async def _ask(connection: Connection, messages: list[dict[str, str]], options: dict[str, Any],
+               console: Console) -> str:
     body = {"messages": messages, "stream": True, **{k: v for k, v in options.items() if v is not None}}
     parts: list[str] = []
     final: dict[str, Any] = {}

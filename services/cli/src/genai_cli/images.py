@@ -5,6 +5,7 @@ Ctrl-C while it runs asks whether to cancel the job (answering no leaves it runn
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -55,11 +56,11 @@ async def _generate(connection: Connection, body: dict[str, Any], out: Path, sub
         if job["status"] != "succeeded":
             reason = (job.get("error") or {}).get("message") or job["status"]
             raise CliError(f"image job {job['id']} {job['status']}: {reason}")
-        out.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         saved = []
         for result in job["results"]:
             path = out / f"{job['id']}-{result['index']}.png"
-            path.write_bytes(await gateway.content(result["url"]))
+            await asyncio.to_thread(path.write_bytes, await gateway.content(result["url"]))
             saved.append(path)
         return saved
 

@@ -42,8 +42,8 @@ def text(
             jobs: list[dict[str, Any]] = []
             for start in range(0, len(inputs), PROMPTS_PER_CALL):
                 batch = [i["prompt"] for i in inputs[start:start + PROMPTS_PER_CALL]]
-                reply = await gateway.call("POST", "/v1/jobs/text",
-                                           json={"prompts": batch, "max_tokens": max_tokens, "temperature": temperature})
+                body = {"prompts": batch, "max_tokens": max_tokens, "temperature": temperature}
+                reply = await gateway.call("POST", "/v1/jobs/text", json=body)
                 jobs.extend(reply["data"])
             pairs = enumerate(zip(jobs, inputs, strict=True), 1)
             labels = {job["id"]: f"{n}. {shorten(given['prompt'], 40)}" for n, (job, given) in pairs}
@@ -110,13 +110,15 @@ def list_jobs(
         table.add_column(name, no_wrap=name in ("status", "progress"))
     for job in jobs:
         params = job.get("params") or {}
-        table.add_row(plain(job["id"]), plain(job["kind"]), plain(job["status"], DONE_STYLES.get(job["status"], "cyan")),
+        status = plain(job["status"], DONE_STYLES.get(job["status"], "cyan"))
+        table.add_row(plain(job["id"]), plain(job["kind"]), status,
                       f"{job.get('progress') or 0}%", plain(shorten(params.get("prompt", ""), 50)))
     stdout_console().print(table)
 
 
 @app.command("watch")
-def watch(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="job ids")], json_out: JsonFlag = False) -> None:
+def watch(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="job ids")],
+          json_out: JsonFlag = False) -> None:
     """Follow jobs until they end; exit status 1 if any did not succeed."""
     console = stdout_console()
 

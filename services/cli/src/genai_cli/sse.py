@@ -14,12 +14,12 @@ class SseEvent:
 
 async def parse_sse(lines: AsyncIterable[str]) -> AsyncIterator[SseEvent]:
     """Events as the `text/event-stream` format defines them: fields until a blank line; comments skipped."""
-    event, data = "", []
+    event, data = "", list[str]()
     async for line in lines:
         if not line:
             if data:
                 yield SseEvent(event or "message", "\n".join(data))
-            event, data = "", []
+            event, data = "", list[str]()
             continue
         if line.startswith(":"):
             continue

@@ -67,7 +67,8 @@ class UploadRun:
                 self._finish(key, {"path": key, "id": None, "status": "failed", "reason": exc.message})
                 return
             except OSError as exc:
-                self._finish(key, {"path": key, "id": None, "status": "failed", "reason": f"cannot read: {exc.strerror}"})
+                unreadable = {"path": key, "id": None, "status": "failed", "reason": f"cannot read: {exc.strerror}"}
+                self._finish(key, unreadable)
                 return
         self._show(key, document)
         self._processing += 1
