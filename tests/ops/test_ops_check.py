@@ -68,13 +68,16 @@ class Run:
     objects: list[dict] = field(default_factory=list)
 
 
-def _measure(prometheus: PrometheusServer, measurements: list[Measurement], want: str,
+def _measure(prometheus: PrometheusServer, measurements: list[Measurement], want: str, *, never: str = "",
              within: float = 20.0) -> dict[str, str]:
-    """Each measurement's verdict, measured until it is `want` or `within` seconds pass."""
+    """Each measurement's verdict, measured every second until all are `want` or `within` seconds
+    pass (the first ones may lack samples: Inconclusive). A `never` verdict, once seen, stays."""
     verdicts: dict[str, str] = {}
     deadline = time.monotonic() + within
     while True:
-        verdicts = {m.template: verdict(m, prometheus.query(m.query)) for m in measurements}
+        for m in measurements:
+            if not (never and verdicts.get(m.template) == never):
+                verdicts[m.template] = verdict(m, prometheus.query(m.query))
         if all(v == want for v in verdicts.values()) or time.monotonic() > deadline:
             return verdicts
         time.sleep(1)
@@ -118,7 +121,7 @@ def _healthy_then_failing(traffic: Traffic, prometheus: PrometheusServer, result
     traffic.setup()
     measurements = analysis_measurements(result.objects, CANARY_HASH)
     assert all(s == 200 for s in _drive(traffic, WINDOW_SECONDS + 3))
-    result.healthy = _measure(prometheus, measurements, "Successful")
+    result.healthy = _measure(prometheus, measurements, "Successful", never="Failed")
     traffic.stack.llm.fail_status = 500
     failing = [m for m in measurements if _service_of(m.template) in FAULTS]
     assert all(s == 502 for s in _drive(traffic, WINDOW_SECONDS + 3, fault=True))
