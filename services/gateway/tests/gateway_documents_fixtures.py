@@ -4,7 +4,7 @@ throw-away vhost), and `FakeIndex`, an in-process gRPC retriever reached through
 
 from __future__ import annotations
 
-import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -90,7 +90,10 @@ async def _bind_uploads(amqp_url: str, stack: AsyncExitStack) -> aio_pika.abc.Ab
     connection = await aio_pika.connect(amqp_url)
     stack.push_async_callback(connection.close)
     channel = await connection.channel()
-    queue = await channel.declare_queue(f"test.uploads.{os.getpid()}.{id(stack):x}", auto_delete=True)
+    # Exclusive: gone with this connection. (An auto-delete queue that is only ever read with
+    # basic.get has no consumer to trigger its deletion, and a name built from id() can recur,
+    # so an earlier test's messages would show up here.)
+    queue = await channel.declare_queue(f"test.uploads.{uuid.uuid4().hex}", exclusive=True)
     await queue.bind("genai.events", routing_key=UPLOADED)
     return queue
 
