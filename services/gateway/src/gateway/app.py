@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -20,6 +21,7 @@ from gateway.deps import ResourcesDep
 from gateway.documents.routes import router as documents_router
 from gateway.errors import install_error_handlers
 from gateway.jobs.routes import router as jobs_router
+from gateway.metrics import initialise_http
 from gateway.middleware import RequestContextMiddleware
 from gateway.settings import GatewaySettings
 from gateway.wiring import Resources, open_resources
@@ -78,4 +80,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)
     mount_console(app)
+    api = [(method, route.path) for router in (chat_router, documents_router, jobs_router)
+           for route in router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ())]
+    initialise_http([*api, ("GET", "/"), ("GET", "/console")])
     return app

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import openai
 
+from gateway.metrics import TIME_TO_FIRST_TOKEN, llm_outcome, observe_llm_call, observe_tokens
 from genai_common.errors import (
     DeadlineExceeded,
     InvalidInput,
@@ -108,43 +110,82 @@ class LLM:
     async def complete(self, messages: Sequence[Message], params: dict[str, Any]) -> dict[str, Any]:
         """One non-streaming completion as a JSON-ready dict (the server's fields, unchanged)."""
         body = {**params, "model": await self.model(), "messages": list(messages)}
+        outcome = "cancelled"
         try:
             # The SDK's generic request path: same timeouts and errors, and the body goes through
             # as given (no per-field transform, no response model to build and dump again).
             reply = await self._client.post(_CHAT_PATH, cast_to=object, body=body, options={"headers": _headers()})
+            if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
+                raise _invalid_answer()
+            outcome = "ok"
         except openai.OpenAIError as exc:
-            raise llm_error(exc) from exc
-        if not isinstance(reply, dict) or not isinstance(reply.get("choices"), list):
-            raise _invalid_answer()
+            error = llm_error(exc)
+            outcome = llm_outcome(error)
+            raise error from exc
+        except ServiceError as exc:
+            outcome = llm_outcome(exc)
+            raise
+        finally:
+            observe_llm_call(False, outcome)
+        observe_tokens(reply.get("usage"))
         return reply
 
     async def stream(self, messages: Sequence[Message], params: dict[str, Any],
                      stream_options: dict[str, Any] | None = None) -> LLMStream:
-        """Open a streaming completion; errors before the first byte of the body raise here."""
-        body = {**params, "model": await self.model(), "messages": list(messages), "stream": True}
-        if stream_options:
-            body["stream_options"] = stream_options
+        """Open a streaming completion; errors before the first byte of the body raise here.
+
+        Usage is always asked for (the tokens are counted); the caller drops it unless its own
+        `stream_options` asked for it."""
+        body = {**params, "model": await self.model(), "messages": list(messages), "stream": True,
+                "stream_options": {**(stream_options or {}), "include_usage": True}}
+        started = time.perf_counter()
         try:
             stream = await self._client.post(_CHAT_PATH, cast_to=object, body=body, stream=True,
                                              stream_cls=openai.AsyncStream[object], options={"headers": _headers()})
         except openai.OpenAIError as exc:
-            raise llm_error(exc) from exc
-        return LLMStream(stream)
+            error = llm_error(exc)
+            observe_llm_call(True, llm_outcome(error))
+            raise error from exc
+        except asyncio.CancelledError:
+            observe_llm_call(True, "cancelled")
+            raise
+        return LLMStream(stream, started)
 
 
 class LLMStream:
-    """The chunks of one streaming completion as dicts; `close()` cuts the upstream response."""
+    """The chunks of one streaming completion as dicts; `close()` cuts the upstream response.
 
-    def __init__(self, stream: openai.AsyncStream[Any]) -> None:
+    The call is counted once, when it ends: ok (the stream finished), the error it ended with,
+    or cancelled (closed before its end)."""
+
+    def __init__(self, stream: openai.AsyncStream[Any], started: float) -> None:
         self._stream = stream
+        self._started = started
+        self._ended = False
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        first = True
         try:
             async for chunk in self._stream:
-                if isinstance(chunk, dict):
-                    yield chunk
+                if not isinstance(chunk, dict):
+                    continue
+                if first:
+                    TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - self._started)
+                    first = False
+                if chunk.get("usage"):
+                    observe_tokens(chunk["usage"])
+                yield chunk
         except openai.OpenAIError as exc:
-            raise llm_error(exc) from exc
+            error = llm_error(exc)
+            self._end(llm_outcome(error))
+            raise error from exc
+        self._end("ok")
+
+    def _end(self, outcome: str) -> None:
+        if not self._ended:
+            self._ended = True
+            observe_llm_call(True, outcome)
 
     async def close(self) -> None:
+        self._end("cancelled")
         await self._stream.close()

@@ -11,6 +11,7 @@ import httpx
 from genai.scraper.v1 import scraper_pb2_grpc
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from scraper.extractor import PoolExtractor, TextExtractor, process_pool
 from scraper.fetch import Fetcher, build_client
@@ -66,6 +67,7 @@ async def run(settings: ScraperSettings) -> None:
     """Serve until SIGTERM: NOT_SERVING -> stop intake, drain -> close client and pool -> return."""
     stop = shutdown_event()
     serving = asyncio.Event()
+    record_build_info("scraper")
     async with AsyncExitStack() as stack:
         # A page still extracting after the per-URL timeout has no caller left: stop it there.
         workers, page_seconds = settings.scraper_extract_workers, settings.scraper_fetch_timeout_seconds

@@ -19,11 +19,11 @@ from starlette.types import Receive, Scope, Send
 from gateway.chat.answering import ChatRequest, ChatStream
 from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
-from gateway.chat.metrics import CHAT_REQUESTS, outcome_of
 from gateway.chat.prompt import last_user_text
 from gateway.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from gateway.deps import Chat
 from gateway.errors import ClientGone, service_error_body
+from gateway.metrics import CHAT_REQUESTS, chat_outcome, observe_answer
 from gateway.sse import DONE, HEADERS, MEDIA_TYPE, sse_event
 from genai_common.errors import InvalidInput, ServiceError
 
@@ -86,7 +86,7 @@ class _SSEResponse(StreamingResponse):
             self._outcome = "ok"
         except ServiceError as exc:
             # The status went out with the first chunk: the error becomes the stream's last event.
-            self._outcome = outcome_of(exc)
+            self._outcome = chat_outcome(exc)
             log.warning("LLM stream failed: %s", exc.message)
             yield sse_event(service_error_body(exc))
         yield DONE
@@ -101,8 +101,11 @@ class _SSEResponse(StreamingResponse):
             self._on_close(self._outcome)
 
 
-def _record(mode: str, outcome: str, stream: bool, error: Exception | None = None) -> None:
+def _record(mode: str, outcome: str, stream: bool, error: Exception | None = None,
+            sources: int | None = None) -> None:
     CHAT_REQUESTS.labels(mode, outcome).inc()
+    if outcome == "ok" and sources is not None:
+        observe_answer(mode, sources)
     if outcome == "upstream_error" and isinstance(error, ServiceError):
         log.warning("LLM call failed: %s", error.message)
     log.info("chat finished", extra={"mode": mode, "outcome": outcome, "stream": stream})
@@ -115,12 +118,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, chat: 
         chat_request = _to_domain(body)
         if body.stream:
             stream = await _unless_disconnected(request, chat.open_stream(chat_request))
-            return _SSEResponse(stream, lambda outcome: _record(mode, outcome, True))
+            return _SSEResponse(stream, lambda outcome: _record(mode, outcome, True, sources=stream.sources))
         answer = await _unless_disconnected(request, chat.complete(chat_request))
     except Exception as exc:
-        _record(mode, outcome_of(exc), body.stream, exc)
+        _record(mode, chat_outcome(exc), body.stream, exc)
         raise
-    _record(mode, "ok", False)
+    _record(mode, "ok", False, sources=len(answer.get("sources") or ()))
     return JSONResponse(answer)
 
 
