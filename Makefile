@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.lock | cut -d' ' -f1)
 
-.PHONY: run test lint venv checkov services proto proto-check bench clean settings-table
+.PHONY: run test lint venv checkov services proto proto-check bench clean settings-table ops-check dashboards
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,17 @@ services:
 run: venv services
 	$(PY) scripts/devstack.py
 
+# Every test; the ops check (tests/ops) is part of it.
 test: venv checkov services
 	$(PY) -m pytest
+
+# The monitoring proven on one machine: the platform, a real Prometheus scraping it as the chart's
+# monitors say, the chart's rules, dashboards and canary analysis asserted against live series;
+# promtool checks and tests of the rules; the canary checks on synthetic series (README: Operate).
+OPS_TESTS := tests/ops tests/deploy/test_rules.py tests/deploy/test_analysis.py tests/deploy/test_rollouts.py \
+	tests/deploy/test_monitoring.py tests/deploy/test_dashboards.py
+ops-check: venv services
+	$(PY) -m pytest $(OPS_TESTS) -q
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, async rules) and mypy, configured in pyproject.toml.
 LINT_PATHS := services tests bench scripts conftest.py
@@ -48,6 +57,10 @@ lint: venv
 
 proto: venv
 	scripts/genproto.sh
+
+# The Grafana dashboards (helm/genai/dashboards/*.json), from scripts/dashboards.py.
+dashboards: venv
+	$(PY) scripts/dashboards.py
 
 # The README's configuration table, from the services' settings classes.
 settings-table: venv

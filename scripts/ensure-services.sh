@@ -1,32 +1,71 @@
 #!/usr/bin/env bash
-# Makes sure what the platform and its tests need on this machine is there: the local RabbitMQ,
-# installed and answering on 127.0.0.1:5672, and Chromium for the web console's browser tests
-# (PostgreSQL is optional: its tests skip when none answers).
+# Makes sure what the platform and its tests use on this machine is installed and answering:
+#   RabbitMQ on 127.0.0.1:5672, with its Prometheus plugin on 127.0.0.1:15692 (the ops check scrapes it);
+#   Prometheus and promtool (Debian's package; the ops check starts its own server, nothing runs here);
+#   Chromium, for the web console's browser tests.
+# PostgreSQL is optional: its tests skip when none answers.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Installs Debian packages without letting them start their services (Prometheus's would listen on
+# every address): what runs here is started on 127.0.0.1 by this script or by the tests.
+install() {
+  export DEBIAN_FRONTEND=noninteractive
+  local policy=/usr/sbin/policy-rc.d ours=""
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && ours=1; fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; } \
+    || { [ -z "$ours" ] || rm -f "$policy"; return 1; }
+  [ -z "$ours" ] || rm -f "$policy"
+}
+
+# The Prometheus plugin listens on loopback too, whenever the broker starts.
+loopback_plugin_conf() {
+  mkdir -p /etc/rabbitmq
+  grep -q '^prometheus.tcp.ip' /etc/rabbitmq/rabbitmq.conf 2>/dev/null \
+    || echo "prometheus.tcp.ip = 127.0.0.1" >> /etc/rabbitmq/rabbitmq.conf
+}
+
 if ! command -v chromium >/dev/null 2>&1; then
   echo "Chromium is not installed; installing it from Debian's packages (console browser tests)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  install chromium fonts-dejavu-core
 fi
 
-if port_open 5672; then exit 0; fi
-
-if ! command -v rabbitmq-server >/dev/null 2>&1; then
-  echo "RabbitMQ is not installed; installing it from Debian's packages" >&2
-  mkdir -p /etc/rabbitmq
-  [ -f /etc/rabbitmq/rabbitmq.conf ] || echo "listeners.tcp.default = 127.0.0.1:5672" > /etc/rabbitmq/rabbitmq.conf
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq rabbitmq-server >/dev/null
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "Prometheus is not installed; installing it from Debian's packages" >&2
+  install prometheus
 fi
 
-echo "starting RabbitMQ" >&2
-rabbitmq-server -detached
-for _ in $(seq 1 60); do
-  if port_open 5672 && rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; then exit 0; fi
-  sleep 1
-done
-echo "RabbitMQ did not start within 60 s" >&2
-exit 1
+if ! port_open 5672; then
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    echo "RabbitMQ is not installed; installing it from Debian's packages" >&2
+    mkdir -p /etc/rabbitmq
+    [ -f /etc/rabbitmq/rabbitmq.conf ] || echo "listeners.tcp.default = 127.0.0.1:5672" > /etc/rabbitmq/rabbitmq.conf
+    install rabbitmq-server
+  fi
+  loopback_plugin_conf
+  echo "starting RabbitMQ" >&2
+  rabbitmq-server -detached
+  started=""
+  for _ in $(seq 1 60); do
+    if port_open 5672 && rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; then started=1; break; fi
+    sleep 1
+  done
+  [ -n "$started" ] || { echo "RabbitMQ did not start within 60 s" >&2; exit 1; }
+fi
+
+loopback_plugin_conf
+if ! port_open 15692; then
+  echo "enabling RabbitMQ's Prometheus plugin on 127.0.0.1:15692" >&2
+  # On a running broker: bind the listener to loopback before the plugin starts it.
+  rabbitmqctl -q eval 'application:load(rabbitmq_prometheus),
+    application:set_env(rabbitmq_prometheus, tcp_config, [{ip, "127.0.0.1"}, {port, 15692}]).' >/dev/null
+  rabbitmq-plugins -q enable rabbitmq_prometheus >/dev/null
+  for _ in $(seq 1 30); do
+    if port_open 15692; then exit 0; fi
+    sleep 1
+  done
+  echo "RabbitMQ's Prometheus plugin did not start within 30 s" >&2
+  exit 1
+fi

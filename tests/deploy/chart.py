@@ -20,7 +20,9 @@ RELEASE = "genai"
 # The values sets CI renders (helm/genai/ci/<name>-values.yaml).
 VALUE_SETS = sorted(path.name.removesuffix("-values.yaml") for path in (CHART / "ci").glob("*-values.yaml"))
 SERVICES = ("gateway", "scraper", "retriever", "ingest", "imagegen")
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
+# A stateless service is a Deployment, or an Argo Rollout when it is released as a canary.
+DEPLOYMENT_KINDS = ("Deployment", "Rollout")
+WORKLOAD_KINDS = (*DEPLOYMENT_KINDS, "StatefulSet", "Job")
 
 
 def values_of(value_set: str) -> dict[str, Any]:
@@ -54,6 +56,11 @@ def named(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
 
 
+def deployments(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """name -> the Deployment or Rollout of every stateless workload."""
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] in DEPLOYMENT_KINDS}
+
+
 def workloads(objects: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     return (o for o in objects if o["kind"] in WORKLOAD_KINDS)
 
@@ -67,7 +74,9 @@ def component(obj: dict[str, Any]) -> str:
 
 
 def deployment(objects: list[dict[str, Any]], service: str) -> dict[str, Any]:
-    return one(objects, "Deployment", f"{RELEASE}-{service}")
+    found = [o for name, o in deployments(objects).items() if name == f"{RELEASE}-{service}"]
+    assert len(found) == 1, f"expected one Deployment or Rollout {RELEASE}-{service}, found {len(found)}"
+    return found[0]
 
 
 def container(objects: list[dict[str, Any]], service: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from tests.deploy.chart import (
     VALUE_SETS,
     component,
     container,
+    deployments,
     env_of,
     named,
     render,
@@ -89,17 +90,17 @@ def test_without_keda_or_an_adapter_gpu_workloads_keep_fixed_replicas() -> None:
     objects = render({"autoscaling": {"keda": {"enabled": False}}})
     scalers = _scalers(objects)
     assert set(scalers) == CPU_SERVICES | {"ingest"}
-    deployments = named(objects, "Deployment")
-    assert deployments[f"{RELEASE}-vllm"]["spec"]["replicas"] == 1
-    assert deployments[f"{RELEASE}-imagegen"]["spec"]["replicas"] == 1
+    workloads = deployments(objects)
+    assert workloads[f"{RELEASE}-vllm"]["spec"]["replicas"] == 1
+    assert workloads[f"{RELEASE}-imagegen"]["spec"]["replicas"] == 1
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_no_cpu_autoscaler_ever_targets_a_gpu_workload(value_set: str) -> None:
     objects = render_set(value_set)
-    deployments = named(objects, "Deployment")
+    workloads = deployments(objects)
     for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
-        target = deployments[hpa["spec"]["scaleTargetRef"]["name"]]
+        target = workloads[hpa["spec"]["scaleTargetRef"]["name"]]
         on_gpu = uses_gpu(target["spec"]["template"]["spec"]["containers"][0])
         on_gpu = on_gpu or component(target) in ("imagegen", "vllm")
         if on_gpu:
@@ -109,6 +110,6 @@ def test_no_cpu_autoscaler_ever_targets_a_gpu_workload(value_set: str) -> None:
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_every_scaler_targets_a_rendered_deployment(value_set: str) -> None:
     objects = render_set(value_set)
-    deployments = named(objects, "Deployment")
+    workloads = deployments(objects)
     for scaler in _scalers(objects).values():
-        assert scaler["spec"]["scaleTargetRef"]["name"] in deployments
+        assert scaler["spec"]["scaleTargetRef"]["name"] in workloads

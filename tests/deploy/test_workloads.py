@@ -9,6 +9,7 @@ import pytest
 
 from gateway.settings import GatewaySettings
 from tests.deploy.chart import (
+    DEPLOYMENT_KINDS,
     NAMESPACE,
     RELEASE,
     SERVICES,
@@ -16,6 +17,7 @@ from tests.deploy.chart import (
     component,
     container,
     deployment,
+    deployments,
     env_of,
     named,
     one,
@@ -58,7 +60,7 @@ def test_every_container_has_resources_probes_and_the_restricted_security_contex
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_a_stopping_pod_leaves_its_endpoints_first_and_gets_its_shutdown_grace(value_set: str) -> None:
     objects = render_set(value_set)
-    for workload in (o for o in objects if o["kind"] == "Deployment"):
+    for workload in deployments(objects).values():
         spec = pod_spec(workload)
         item = spec["containers"][0]
         pause = item["lifecycle"]["preStop"]["sleep"]["seconds"]
@@ -81,14 +83,14 @@ def test_an_autoscaled_workload_does_not_render_replicas(value_set: str) -> None
     """A `replicas` in the Deployment would reset the autoscaler's count on every upgrade."""
     objects = render_set(value_set)
     scaled = {o["spec"]["scaleTargetRef"]["name"] for o in objects if o["kind"] in SCALERS}
-    for name, workload in named(objects, "Deployment").items():
+    for name, workload in deployments(objects).items():
         assert ("replicas" in workload["spec"]) == (name not in scaled), name
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_gpu_workloads_land_on_the_gpu_pool_and_never_surge(value_set: str) -> None:
     values = values_of(value_set)
-    gpu = [d for d in named(render_set(value_set), "Deployment").values() if uses_gpu(pod_spec(d)["containers"][0])]
+    gpu = [d for d in deployments(render_set(value_set)).values() if uses_gpu(pod_spec(d)["containers"][0])]
     expected = {s for s in ("imagegen", "vllm") if values.get(s, {}).get("enabled", True)}
     if value_set == "local":
         expected = set()  # CPU cluster: imagegen runs tiny-random without a GPU
@@ -170,7 +172,7 @@ def test_every_workload_that_can_have_two_replicas_has_a_disruption_budget(value
     objects = render_set(value_set)
     budgets = {component(p): p for p in objects if p["kind"] == "PodDisruptionBudget"}
     scalers = {o["spec"]["scaleTargetRef"]["name"]: o for o in objects if o["kind"] in SCALERS}
-    for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+    for workload in (o for o in objects if o["kind"] in (*DEPLOYMENT_KINDS, "StatefulSet")):
         name = workload["metadata"]["name"]
         scaler = scalers.get(name)
         if scaler:

@@ -5,6 +5,8 @@ every request it receives (body, messages, headers, the client port of its conne
 answers deterministically: the answer names the source numbers it found fenced in the prompt
 (`<<<SOURCE n ...`). It can be told to wait before answering, to fail with a status, or to
 stream slowly, and it records whether a stream was cut by the client before it finished.
+`GET /metrics` serves what vLLM would, under vLLM's metric names (FakeVLLMMetrics), fed by the
+fake's own traffic.
 
 In-process: `with FakeLLM() as llm: ... llm.base_url ...` (uvicorn runs in a thread).
 As a process (benchmarks): `python -m tests.fakes.fake_llm --port 8100` (or FAKE_LLM_PORT=8100).
@@ -30,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from tests.fakes.fake_vllm_metrics import FakeVLLMMetrics
 
 _SOURCE = re.compile(r"<<<SOURCE (\d+) ")
 
@@ -133,6 +137,7 @@ class FakeLLM:
         self.streams_cut = 0
         self.streams_completed = 0
         self.stream_cut = threading.Event()
+        self.vllm = FakeVLLMMetrics(model)
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -161,7 +166,11 @@ class FakeLLM:
         return Starlette(routes=[
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
         ])
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.vllm.exposition(), media_type="text/plain; version=0.0.4")
 
     async def _record(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -178,17 +187,22 @@ class FakeLLM:
 
     async def _chat(self, request: Request) -> Response:
         body = await self._record(request)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        await self.held.passed()
+        started = time.perf_counter()
+        with self.vllm.waiting():
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            await self.held.passed()
         if self.fail_status is not None:
             headers = {"Retry-After": self.retry_after} if self.retry_after else None
             error = {"error": {"message": f"fake failure {self.fail_status}", "type": "server_error"}}
             return JSONResponse(error, status_code=self.fail_status, headers=headers)
         answer = answer_for(body.get("messages", []))
         if body.get("stream"):
-            return _Body(self._stream(body, answer), media_type="text/event-stream")
-        return JSONResponse(self._completion(body, answer))
+            return _Body(self._stream(body, answer, started), media_type="text/event-stream")
+        completion = self._completion(body, answer)
+        self.vllm.first_token(time.perf_counter() - started)
+        self.vllm.finished(completion["usage"]["prompt_tokens"], completion["usage"]["completion_tokens"])
+        return JSONResponse(completion)
 
     def _completion(self, body: dict[str, Any], answer: str) -> dict[str, Any]:
         return {
@@ -199,14 +213,18 @@ class FakeLLM:
                       "total_tokens": 10 + len(answer.split())},
         }
 
-    async def _stream(self, body: dict[str, Any], answer: str) -> AsyncIterator[bytes]:
+    async def _stream(self, body: dict[str, Any], answer: str, started: float) -> AsyncIterator[bytes]:
         base = {"id": f"chatcmpl-fake-{time.monotonic_ns()}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": body.get("model") or self.model}
         tokens = [f"{w} " for w in answer.split()] + ["tok "] * self.filler_tokens
         deltas = [{"role": "assistant", "content": ""}] + [{"content": t} for t in tokens]
         finished = False
+        running = self.vllm.running()
+        running.__enter__()
         try:
             for sent, delta in enumerate(deltas):
+                if sent == 1:
+                    self.vllm.first_token(time.perf_counter() - started)
                 if self.break_after is not None and sent >= self.break_after:
                     yield _event({"error": {"message": "fake failure mid-stream", "type": "server_error"}})
                     finished = True
@@ -223,6 +241,8 @@ class FakeLLM:
             yield b"data: [DONE]\n\n"
             finished = True
         finally:
+            running.__exit__(None, None, None)
+            self.vllm.finished(10, len(tokens), "stop" if finished else "abort")
             with self._lock:
                 if finished:
                     self.streams_completed += 1

@@ -46,7 +46,9 @@ Template engines do this by default; turning it off is how cross-site scripting 
 }
 
 
-class _Site(BaseHTTPRequestHandler):
+class Site(BaseHTTPRequestHandler):
+    """The local web site the scraper may read: PAGES by path."""
+
     def do_GET(self) -> None:  # noqa: N802
         body = PAGES.get(self.path)
         self.send_response(200 if body else 404)
@@ -87,7 +89,8 @@ def _env(state: Path, amqp_url: str, llm: FakeLLM, site_port: int, gateway_port:
     return env
 
 
-def _wait_until_up(proc: subprocess.Popen, state: Path) -> None:
+def wait_until_up(proc: subprocess.Popen, state: Path) -> None:
+    """Read the launcher's output until it says the platform is up (then keep draining it)."""
     assert proc.stdout is not None
     output: list[str] = []
     deadline = time.monotonic() + UP_TIMEOUT
@@ -105,7 +108,7 @@ def _wait_until_up(proc: subprocess.Popen, state: Path) -> None:
 
 @pytest.fixture(scope="session")
 def one_machine_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    site = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Site)
     threading.Thread(target=site.serve_forever, daemon=True).start()
     state = tmp_path_factory.mktemp("one-machine")
     gateway_port = free_port()
@@ -115,7 +118,7 @@ def one_machine_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
                                 env=_env(state, amqp_url, llm, site.server_port, gateway_port),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            _wait_until_up(proc, state)
+            wait_until_up(proc, state)
             yield RunningStack(f"http://127.0.0.1:{gateway_port}", API_KEY,
                                f"http://127.0.0.1:{site.server_port}", llm, state)
         finally:

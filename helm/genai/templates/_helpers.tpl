@@ -81,20 +81,23 @@ labels:
 {{- end }}
 
 {{/*
-Where each component serves Prometheus metrics (port, path), when enabled. Extension point for
-ServiceMonitors/PodMonitors; the NetworkPolicies let Prometheus reach exactly these ports.
+Where each component serves Prometheus metrics, when enabled: port (number), portName (of its
+Service, or of its container for a PodMonitor), path, and monitor (ServiceMonitor or
+PodMonitor). The NetworkPolicies let Prometheus reach exactly these ports; monitoring.yaml
+scrapes them.
 */}}
 {{- define "genai.metricsEndpoints" -}}
 {{- $v := .Values -}}
 {{- $endpoints := dict -}}
-{{- if $v.gateway.enabled }}{{ $_ := set $endpoints "gateway" (dict "port" $v.gateway.port "path" "/metrics") }}{{ end }}
-{{- if $v.scraper.enabled }}{{ $_ := set $endpoints "scraper" (dict "port" $v.scraper.metricsPort "path" "/metrics") }}{{ end }}
-{{- if $v.retriever.enabled }}{{ $_ := set $endpoints "retriever" (dict "port" $v.retriever.metricsPort "path" "/metrics") }}{{ end }}
-{{- if $v.ingest.enabled }}{{ $_ := set $endpoints "ingest" (dict "port" $v.ingest.metricsPort "path" "/metrics") }}{{ end }}
-{{- if $v.imagegen.enabled }}{{ $_ := set $endpoints "imagegen" (dict "port" $v.imagegen.metricsPort "path" "/metrics") }}{{ end }}
-{{- if $v.vllm.enabled }}{{ $_ := set $endpoints "vllm" (dict "port" $v.vllm.port "path" "/metrics") }}{{ end }}
-{{- if $v.rabbitmq.enabled }}{{ $_ := set $endpoints "rabbitmq" (dict "port" 15692 "path" "/metrics") }}{{ end }}
-{{- if $v.qdrant.enabled }}{{ $_ := set $endpoints "qdrant" (dict "port" 6333 "path" "/metrics") }}{{ end }}
+{{- $service := "ServiceMonitor" -}}
+{{- if $v.gateway.enabled }}{{ $_ := set $endpoints "gateway" (dict "port" $v.gateway.port "portName" "http" "path" "/metrics" "monitor" $service) }}{{ end }}
+{{- if $v.scraper.enabled }}{{ $_ := set $endpoints "scraper" (dict "port" $v.scraper.metricsPort "portName" "metrics" "path" "/metrics" "monitor" $service) }}{{ end }}
+{{- if $v.retriever.enabled }}{{ $_ := set $endpoints "retriever" (dict "port" $v.retriever.metricsPort "portName" "metrics" "path" "/metrics" "monitor" $service) }}{{ end }}
+{{- if $v.ingest.enabled }}{{ $_ := set $endpoints "ingest" (dict "port" $v.ingest.metricsPort "portName" "metrics" "path" "/metrics" "monitor" "PodMonitor") }}{{ end }}
+{{- if $v.imagegen.enabled }}{{ $_ := set $endpoints "imagegen" (dict "port" $v.imagegen.metricsPort "portName" "metrics" "path" "/metrics" "monitor" "PodMonitor") }}{{ end }}
+{{- if $v.vllm.enabled }}{{ $_ := set $endpoints "vllm" (dict "port" $v.vllm.port "portName" "http" "path" "/metrics" "monitor" $service) }}{{ end }}
+{{- if $v.rabbitmq.enabled }}{{ $_ := set $endpoints "rabbitmq" (dict "port" 15692 "portName" "prometheus" "path" "/metrics" "monitor" $service) }}{{ end }}
+{{- if $v.qdrant.enabled }}{{ $_ := set $endpoints "qdrant" (dict "port" 6333 "portName" "http" "path" "/metrics" "monitor" $service) }}{{ end }}
 {{- toYaml $endpoints -}}
 {{- end }}
 
@@ -151,6 +154,23 @@ A GPU workload never gets a CPU HPA.
 {{- else if eq .name "ingest" -}}hpa-cpu
 {{- else if $cluster.prometheusAdapter.enabled -}}hpa-external
 {{- else -}}fixed
+{{- end -}}
+{{- end }}
+
+{{/* Does the component roll out as an Argo Rollouts canary? (rollouts.enabled and rollouts.services.<name>) */}}
+{{- define "genai.canary" -}}
+{{- $rollouts := .root.Values.rollouts -}}
+{{- if and $rollouts.enabled (index $rollouts.services .name | default false) -}}true{{- end -}}
+{{- end }}
+
+{{/* The apiVersion and kind of a component's workload: an Argo Rollout for a canary, else a Deployment. */}}
+{{- define "genai.workloadRef" -}}
+{{- if eq (include "genai.canary" .) "true" -}}
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+{{- else -}}
+apiVersion: apps/v1
+kind: Deployment
 {{- end -}}
 {{- end }}
 

@@ -13,8 +13,9 @@ One Deployment and its ServiceAccount. Arguments (a dict):
 */}}
 {{- define "genai.deployment" -}}
 {{- $scaling := include "genai.scaling" . -}}
-apiVersion: apps/v1
-kind: Deployment
+{{- $workload := include "genai.workloadRef" . | fromYaml -}}
+apiVersion: {{ $workload.apiVersion }}
+kind: {{ $workload.kind }}
 metadata:
   {{- include "genai.metadata" . | nindent 2 }}
 spec:
@@ -26,6 +27,9 @@ spec:
   progressDeadlineSeconds: {{ . }}
   {{- end }}
   strategy:
+    {{- if eq $workload.kind "Rollout" }}
+    {{- include "genai.canaryStrategy" . | nindent 4 }}
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       {{- if .oneAtATime }}
@@ -35,6 +39,7 @@ spec:
       maxSurge: 25%
       maxUnavailable: 0
       {{- end }}
+    {{- end }}
   selector:
     matchLabels:
       {{- include "genai.selectorLabels" . | nindent 6 }}
@@ -174,8 +179,7 @@ metadata:
   {{- include "genai.metadata" . | nindent 2 }}
 spec:
   scaleTargetRef:
-    apiVersion: apps/v1
-    kind: Deployment
+    {{- include "genai.workloadRef" . | nindent 4 }}
     name: {{ include "genai.componentName" . }}
   minReplicas: {{ int .values.autoscaling.minReplicas | max 1 }}
   maxReplicas: {{ int .values.autoscaling.maxReplicas }}
@@ -255,7 +259,7 @@ spec:
     # Requests vLLM has queued: more replicas when each has more than the target waiting.
     - type: prometheus
       metadata:
-        serverAddress: {{ .root.Values.autoscaling.keda.prometheusServerAddress }}
+        serverAddress: {{ .root.Values.monitoring.prometheusUrl }}
         query: {{ printf "sum(vllm:num_requests_waiting{namespace=%q,model_name=%q})" .root.Release.Namespace .root.Values.vllm.servedModelName | quote }}
         threshold: {{ include "genai.scalingTarget" . | quote }}
     {{- else }}

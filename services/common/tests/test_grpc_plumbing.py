@@ -9,12 +9,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 
 from genai.retriever.v1 import retriever_pb2, retriever_pb2_grpc
 from genai_common.errors import Conflict, DeadlineExceeded, InvalidInput, NotFound
 from genai_common.grpc_client import error_from_rpc, open_channel
 from genai_common.grpc_server import GrpcServer
 from genai_common.logging import request_id_var
+from tests.support.eventually import eventually
 
 SERVICE = retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"].full_name
 
@@ -121,3 +123,28 @@ async def test_request_id_travels_from_client_context_to_server_context(server: 
     finally:
         request_id_var.reset(token)
     assert reply.hits[0].text == "req-abc-123"
+
+
+def _count(method: str, code: str) -> float | None:
+    return REGISTRY.get_sample_value("test_plumbing_grpc_request_duration_seconds_count",
+                                     {"method": method, "code": code})
+
+
+async def test_calls_are_timed_by_method_and_code_and_probes_are_not(server: GrpcServer) -> None:
+    # Every method of the service has its series from the start, one per code the server records.
+    assert _count("Index", "UNAVAILABLE") == 0 and _count("DeleteDocument", "OK") == 0
+    before = {code: _count("Search", code) or 0 for code in ("OK", "INTERNAL", "DEADLINE_EXCEEDED")}
+    async with open_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = retriever_pb2_grpc.RetrieverServiceStub(channel)
+        await stub.Search(retriever_pb2.SearchRequest(query="hello"), timeout=2)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Search(retriever_pb2.SearchRequest(query="boom"), timeout=2)
+        with pytest.raises(grpc.aio.AioRpcError):  # outlives the caller's deadline: the server says so
+            await stub.Search(retriever_pb2.SearchRequest(query="hang"), timeout=0.2)
+        for _ in range(3):
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+    await eventually(lambda: _count("Search", "DEADLINE_EXCEEDED"),
+                     lambda value: value == before["DEADLINE_EXCEEDED"] + 1, what="the late call recorded")
+    assert _count("Search", "OK") == before["OK"] + 1
+    assert _count("Search", "INTERNAL") == before["INTERNAL"] + 1
+    assert _count("Check", "OK") is None  # probes stay out of the latency histogram

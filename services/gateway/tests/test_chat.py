@@ -109,7 +109,7 @@ async def test_failed_page_is_not_a_source_and_not_an_outage(chat_gateway, fake_
 async def test_failing_scraper_is_named_and_the_answer_still_comes(chat_gateway, fake_peers, fake_llm) -> None:
     _seed(fake_peers)
     fake_peers.scraper.behaviour.fail = True
-    before = _metric("gateway_backend_failures_total", backend="scraper")
+    before = _metric("gateway_backend_request_duration_seconds_count", backend="scraper", outcome="failed")
     client = (await chat_gateway()).client
     for stream in (False, True):
         reply = await client.post("/v1/chat/completions", json=_ask(f"Check {PAGE_URL}", stream=stream))
@@ -117,7 +117,7 @@ async def test_failing_scraper_is_named_and_the_answer_still_comes(chat_gateway,
         result = _sse_events(reply.text)[-1] if stream else reply.json()
         assert result["sources_unavailable"] == ["scraper"]
         assert [s["kind"] for s in result["sources"]] == ["document"]
-    assert _metric("gateway_backend_failures_total", backend="scraper") == before + 2
+    assert _metric("gateway_backend_request_duration_seconds_count", backend="scraper", outcome="failed") == before + 2
     for sent in fake_llm.chat_requests():
         assert PASSAGE in sent.prompt and PAGE_TEXT not in sent.prompt and "<<<SOURCE 2 " not in sent.prompt
 

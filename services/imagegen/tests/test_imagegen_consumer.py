@@ -1,14 +1,16 @@
 """The imagegen worker's queue against the real RabbitMQ, wired as `python -m imagegen` wires it:
 a job whose storage keeps failing is retried, then given up: reported failed with the reason,
-and dead-lettered."""
+and dead-lettered; its wait in the queue is measured once, from its submission."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 
 from genai.events.v1 import events_pb2
 from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_PROGRESS, Amqp
@@ -65,6 +67,8 @@ async def test_a_job_whose_storage_keeps_failing_is_given_up_reported_failed_and
     job_id = f"job-{uuid.uuid4().hex[:8]}"
     request = events_pb2.ImageJobRequested(job_id=job_id, prompt="a lighthouse", n=1, width=64, height=64, steps=1,
                                            guidance=5.0, seed=1)
+    request.submitted_at.FromSeconds(int(time.time()) - 20)  # submitted 20 s ago
+    waits_before = _wait_samples()
     await amqp.publish(IMAGE_JOB_REQUESTED, request, message_id=job_id, headers={"job_id": job_id})
 
     async def next_update() -> events_pb2.JobProgress | None:
@@ -82,3 +86,10 @@ async def test_a_job_whose_storage_keeps_failing_is_given_up_reported_failed_and
     dead = await eventually(lambda: dead_letters.get(fail=False, no_ack=True), lambda message: message is not None,
                             what="the job's message dead-lettered")
     assert dead is not None and dead.message_id == job_id
+    count, total = _wait_samples()
+    assert count == waits_before[0] + 1 and 19 <= total - waits_before[1] < 60  # retries are not queue waits
+
+
+def _wait_samples() -> tuple[float, float]:
+    return (REGISTRY.get_sample_value("imagegen_queue_wait_seconds_count") or 0.0,
+            REGISTRY.get_sample_value("imagegen_queue_wait_seconds_sum") or 0.0)

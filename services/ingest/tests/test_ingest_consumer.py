@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from ingest_pdfs import blank_pdf, encrypted_pdf
+from prometheus_client import REGISTRY
 
 from genai.events.v1 import events_pb2
 from ingest.extract import NO_TEXT
@@ -134,3 +136,27 @@ async def test_a_document_the_retriever_refuses_fails_at_once_without_retries(in
     assert failed.reason == "the retriever refused the document: retriever: chunk text too long"
     assert ingest_rig.indexer.calls == 1
     assert await ingest_rig.ready_messages(ingest_rig.spec.dead_letter_queue) == 0
+
+
+async def test_the_wait_since_the_upload_is_measured_once_per_document(ingest_rig) -> None:
+    await ingest_rig.start()
+    before = _wait_samples()
+    doc = new_id()
+    event = await ingest_rig.upload(doc, TEXT.encode())
+    await ingest_rig.wait_for(doc, {SUCCEEDED, FAILED})
+    assert _wait_samples() == before  # an event without its upload time is not measured
+    doc = new_id()
+    await ingest_rig.blobs.put(f"documents/{doc}", TEXT.encode())
+    waited = events_pb2.DocumentUploaded()
+    waited.CopyFrom(event)
+    waited.document_id, waited.blob_key = doc, f"documents/{doc}"
+    waited.uploaded_at.FromSeconds(int(time.time()) - 30)  # uploaded half a minute ago
+    await ingest_rig.publish(waited)
+    await ingest_rig.wait_for(doc, {SUCCEEDED, FAILED})
+    count, total = _wait_samples()
+    assert count == before[0] + 1 and 29 <= total - before[1] < 60
+
+
+def _wait_samples() -> tuple[float, float]:
+    return (REGISTRY.get_sample_value("ingest_queue_wait_seconds_count") or 0.0,
+            REGISTRY.get_sample_value("ingest_queue_wait_seconds_sum") or 0.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -21,6 +23,7 @@ def test_the_service_serves_reports_metrics_stops_on_sigterm_and_refuses_another
     env = {
         "RETRIEVER_PORT": str(port), "RETRIEVER_METRICS_PORT": str(metrics_port),
         "QDRANT_PATH": str(tmp_path / "qdrant"), "EMBEDDING_DEVICE": "cpu", "SHUTDOWN_GRACE_SECONDS": "5",
+        "RETRIEVER_STATS_INTERVAL_SECONDS": "0.2",
     }
     address = f"127.0.0.1:{port}"
     with running("retriever", env, tmp_path / "retriever.log", ready=lambda: grpc_serving(address), timeout=240) as svc:
@@ -38,6 +41,12 @@ def test_the_service_serves_reports_metrics_stops_on_sigterm_and_refuses_another
         assert "retriever_indexed_chunks_total 2.0" in metrics
         assert 'retriever_search_duration_seconds_count{mode="hybrid"} 1.0' in metrics
         assert "retriever_embed_duration_seconds_count" in metrics
+        assert 'retriever_search_duration_seconds_count{mode="sparse"} 0.0' in metrics  # there before any search
+        # The collection's size, counted every RETRIEVER_STATS_INTERVAL_SECONDS.
+        assert wait_until(lambda: "retriever_collection_points 2.0" in _metrics(metrics_port), 10)
+        assert 'genai_build_info{service="retriever",version="' in metrics
+        assert 'retriever_grpc_request_duration_seconds_count{code="OK",method="Index"} 1.0' in metrics
+        assert 'method="Check"' not in metrics  # the readiness probes' health checks are not timed
         assert svc.terminate() == 0
         assert '"retriever stopped"' in svc.log_path.read_text()
 
@@ -48,3 +57,16 @@ def test_the_service_serves_reports_metrics_stops_on_sigterm_and_refuses_another
     log = refused.tail()
     assert "refusing to start" in log and "QDRANT_COLLECTION" in log and "all-MiniLM-L6-v2" in log
     refused.terminate()
+
+
+def _metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+
+
+def wait_until(probe: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if probe():
+            return True
+        time.sleep(0.1)
+    return False

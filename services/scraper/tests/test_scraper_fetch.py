@@ -197,3 +197,27 @@ async def test_outcomes_are_counted_in_metrics(site, make_scraper):
     assert value("scraper_fetches_total", outcome="http_error") == 1
     assert value("scraper_fetch_duration_seconds_count", outcome="ok") == 1
     assert value("scraper_extract_duration_seconds_count") == 1
+
+
+async def test_blocks_are_counted_by_reason_and_bytes_read_are_counted(site, make_scraper):
+    site.routes["/news/flood"] = Reply(body=PAGE)
+    registry = CollectorRegistry()
+    metrics = ScraperMetrics(registry)
+    scraper = make_scraper(scraper_allowed_ports=[site.port, 80], metrics=metrics)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    # Every reason has its series before any block happens.
+    assert value("scraper_blocked_total", reason="forbidden_address") == 0
+    await scraper.scrape([
+        site.url("/news/flood"),                          # loopback: internal, not allowed here
+        "http://169.254.169.254/latest/meta-data/",       # cloud metadata: never
+        "ftp://example.org/file", "http://user:pw@example.org/", "http://example.org:8081/",
+    ], deadline=10)
+    for reason in ("internal_address", "forbidden_address", "scheme", "credentials", "port"):
+        assert value("scraper_blocked_total", reason=reason) == 1, reason
+    assert value("scraper_fetched_bytes_total") == 0
+
+    await local(make_scraper, site, metrics=metrics).scrape([site.url("/news/flood")], deadline=10)
+    assert value("scraper_fetched_bytes_total") == len(PAGE)

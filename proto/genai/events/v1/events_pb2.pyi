@@ -55,7 +55,7 @@ class DocumentUploaded(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., blob_key: _Optional[str] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ImageJobRequested(_message.Message):
-    __slots__ = ("job_id", "prompt", "negative_prompt", "n", "width", "height", "steps", "guidance", "seed")
+    __slots__ = ("job_id", "prompt", "negative_prompt", "n", "width", "height", "steps", "guidance", "seed", "submitted_at")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class ImageJobRequested(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     GUIDANCE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     prompt: str
     negative_prompt: str
@@ -74,7 +75,8 @@ class ImageJobRequested(_message.Message):
     steps: int
     guidance: float
     seed: int
-    def __init__(self, job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    submitted_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., n: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., submitted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class TextJobRequested(_message.Message):
     __slots__ = ("job_id", "prompt", "max_tokens", "temperature")

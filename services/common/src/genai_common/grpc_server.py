@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -54,13 +56,27 @@ def status_code_for(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Sets the request id from metadata, records latency per method/code, maps ServiceError."""
+# The codes this interceptor records (every method x code series exists from the start).
+RECORDED_CODES = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "FAILED_PRECONDITION",
+    "RESOURCE_EXHAUSTED", "UNAUTHENTICATED", "UNAVAILABLE", "INTERNAL",
+)
 
-    def __init__(self, metric_prefix: str) -> None:
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Sets the request id from metadata, maps ServiceError, and records the latency and code of
+    the calls of `service_names` (health checks and reflection are probes: not recorded)."""
+
+    def __init__(self, metric_prefix: str, service_names: Sequence[str] = ()) -> None:
         self._latency = latency_histogram(
-            f"{metric_prefix}_grpc_request_duration_seconds", "gRPC request latency", ("method", "code")
+            f"{metric_prefix}_grpc_request_duration_seconds", "gRPC request latency, by method and code",
+            ("method", "code"),
         )
+        self._timed = {f"/{name}/" for name in service_names}
+        for name in service_names:
+            for method in descriptor_pool.Default().FindServiceByName(name).methods:
+                for code in RECORDED_CODES:
+                    self._latency.labels(method.name, code)
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -69,7 +85,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = details.method.rsplit("/", 1)[-1]
+        service, _, method = details.method.rpartition("/")
+        timed = f"{service}/" in self._timed
         request_id = dict(details.invocation_metadata or ()).get(REQUEST_ID_KEY) or new_request_id()
         inner = handler.unary_unary
 
@@ -85,12 +102,19 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
+            except asyncio.CancelledError:
+                # The caller went away, or its deadline passed while we worked.
+                remaining = context.time_remaining()
+                late = remaining is not None and remaining <= 0
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
+                raise
             except Exception:
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", method)
                 await context.abort(code, "internal error")
             finally:
-                self._latency.labels(method, code.name).observe(time.perf_counter() - started)
+                if timed:
+                    self._latency.labels(method, code.name).observe(time.perf_counter() - started)
                 request_id_var.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -116,7 +140,7 @@ class GrpcServer:
         self._service_names = list(service_names)
         self._health = health.aio.HealthServicer()
         self._server = grpc.aio.server(
-            interceptors=[ServerInterceptor(metric_prefix)],
+            interceptors=[ServerInterceptor(metric_prefix, service_names)],
             options=[
                 ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.max_send_message_length", max_message_bytes),

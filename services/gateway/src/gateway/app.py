@@ -10,19 +10,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from starlette.routing import Route
 
 from gateway.auth import ApiKeyAuth
-from gateway.chat.lane import PATH as CHAT_PATH
-from gateway.chat.lane import ChatLane
+from gateway.chat.lane import chat_lane
 from gateway.chat.routes import router as chat_router
 from gateway.console import mount_console
 from gateway.deps import ResourcesDep
 from gateway.documents.routes import router as documents_router
 from gateway.errors import install_error_handlers
 from gateway.jobs.routes import router as jobs_router
+from gateway.metrics import initialise_http
 from gateway.middleware import RequestContextMiddleware
 from gateway.settings import GatewaySettings
 from gateway.wiring import Resources, open_resources
@@ -80,9 +80,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     require_key = Depends(auth)
     # Ahead of its declared route (which documents it): POST /v1/chat/completions served without
     # FastAPI's per-request work, the key checked the same way (gateway.chat.lane).
-    app.router.routes.append(Route(CHAT_PATH, ChatLane(auth), methods=["POST"], include_in_schema=False))
+    app.router.routes.append(chat_lane(auth))
     for router in (chat_router, documents_router, jobs_router):
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)
     mount_console(app)
+    api = [(method, route.path) for router in (chat_router, documents_router, jobs_router)
+           for route in router.routes if isinstance(route, APIRoute) for method in sorted(route.methods or ())]
+    initialise_http([*api, ("GET", "/"), ("GET", "/console")])
     return app

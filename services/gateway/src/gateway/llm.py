@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import orjson
 
 from gateway.http_pool import HttpError, HttpPool, HttpTimeout, Response
+from gateway.metrics import TIME_TO_FIRST_TOKEN, llm_outcome, observe_llm_call, observe_tokens
 from gateway.sse_decoder import EventTooLong, SseDecoder
 from genai_common.errors import (
     DeadlineExceeded,
@@ -138,21 +140,40 @@ class LLM:
     async def complete(self, messages: Sequence[Message], params: dict[str, Any]) -> dict[str, Any]:
         """One non-streaming completion as a JSON-ready dict (the server's fields, unchanged)."""
         body = {**params, "model": await self.model(), "messages": messages}
-        reply = await self._call(self._chat_head, orjson.dumps(body), self._deadline)
-        if not isinstance(reply.get("choices"), list):
-            raise _invalid_answer()
+        outcome = "cancelled"
+        try:
+            reply = await self._call(self._chat_head, orjson.dumps(body), self._deadline)
+            if not isinstance(reply.get("choices"), list):
+                raise _invalid_answer()
+            outcome = "ok"
+        except ServiceError as exc:
+            outcome = llm_outcome(exc)
+            raise
+        finally:
+            observe_llm_call(False, outcome)
+        observe_tokens(reply.get("usage"))
         return reply
 
     async def stream(self, messages: Sequence[Message], params: dict[str, Any],
                      stream_options: dict[str, Any] | None = None) -> LLMStream:
-        """Open a streaming completion; errors before the first byte of the body raise here."""
-        body = {**params, "model": await self.model(), "messages": messages, "stream": True}
-        if stream_options:
-            body["stream_options"] = stream_options
-        response = await self._send(self._stream_head, orjson.dumps(body), self._deadline)
-        if response.status >= 300:
-            raise await self._failure(response)
-        return LLMStream(response)
+        """Open a streaming completion; errors before the first byte of the body raise here.
+
+        Usage is always asked for (the tokens are counted); the caller drops it unless its own
+        `stream_options` asked for it."""
+        body = {**params, "model": await self.model(), "messages": messages, "stream": True,
+                "stream_options": {**(stream_options or {}), "include_usage": True}}
+        started = time.perf_counter()
+        try:
+            response = await self._send(self._stream_head, orjson.dumps(body), self._deadline)
+            if response.status >= 300:
+                raise await self._failure(response)
+        except ServiceError as exc:
+            observe_llm_call(True, llm_outcome(exc))
+            raise
+        except asyncio.CancelledError:
+            observe_llm_call(True, "cancelled")
+            raise
+        return LLMStream(response, started)
 
     async def _call(self, head: bytes, body: bytes, deadline: float) -> dict[str, Any]:
         """A whole JSON object from the server, or the error its answer means."""
@@ -194,13 +215,28 @@ class LLM:
 
 
 class LLMStream:
-    """The chunks of one streaming completion; `close()` cuts the upstream response if it is not over."""
+    """The chunks of one streaming completion; `close()` cuts the upstream response if it is not over.
 
-    def __init__(self, response: Response) -> None:
+    The call is counted once, when it ends: ok (the stream finished), the error it ended with,
+    or cancelled (closed before its end)."""
+
+    def __init__(self, response: Response, started: float) -> None:
         self._response = response
+        self._started = started
+        self._ended = False
 
     async def chunks(self) -> AsyncIterator[StreamChunk]:
+        try:
+            async for chunk in self._chunks():
+                yield chunk
+        except ServiceError as exc:
+            self._end(llm_outcome(exc))
+            raise
+        self._end("ok")
+
+    async def _chunks(self) -> AsyncIterator[StreamChunk]:
         decoder = SseDecoder()
+        first = True
         try:
             async for piece in self._response.chunks():
                 for data in decoder.feed(piece):
@@ -208,14 +244,26 @@ class LLMStream:
                         await self._response.read()  # the end of the body, so the connection is reused
                         return
                     chunk = _chunk(data)
-                    if chunk is not None:
-                        yield chunk
+                    if chunk is None:
+                        continue
+                    if first:
+                        TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - self._started)
+                        first = False
+                    if chunk.data.get("usage"):
+                        observe_tokens(chunk.data["usage"])
+                    yield chunk
         except HttpError as exc:
             raise transport_error(exc) from exc
         except EventTooLong:
             raise _invalid_answer() from None
 
+    def _end(self, outcome: str) -> None:
+        if not self._ended:
+            self._ended = True
+            observe_llm_call(True, outcome)
+
     async def close(self) -> None:
+        self._end("cancelled")
         self._response.release()
 
 

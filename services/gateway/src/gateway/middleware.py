@@ -6,29 +6,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from functools import lru_cache
 
-from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import unexpected_error_response
+from gateway.metrics import UNMATCHED, observe_http
 from genai_common.logging import new_request_id, request_id_var
-from genai_common.metrics import latency_histogram
 
 log = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-HTTP_LATENCY = latency_histogram(
-    "gateway_http_request_duration_seconds", "HTTP request latency until the response starts",
-    ("method", "route", "status"),
-)
-
-
-@lru_cache(maxsize=1024)
-def _latency(method: str, route: str, status: int) -> Histogram:
-    """The histogram of one label set, looked up once, not per request."""
-    return HTTP_LATENCY.labels(method, route, str(status))
 
 
 class RequestContextMiddleware:
@@ -51,8 +38,9 @@ class RequestContextMiddleware:
                 started_response = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-                route = getattr(scope.get("route"), "path", "unmatched")
-                _latency(scope["method"], route, message["status"]).observe(time.perf_counter() - started)
+                # A route's path template; a mounted app's mount point (the console's files); else unmatched.
+                route = getattr(scope.get("route"), "path", None) or scope.get("root_path") or UNMATCHED
+                observe_http(scope["method"], route, message["status"], time.perf_counter() - started)
             await send(message)
 
         try:

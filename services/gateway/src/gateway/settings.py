@@ -37,6 +37,10 @@ class GatewaySettings(AmqpSettings, BlobSettings, CommonSettings):
     # may wait for a slot, more are refused with 429.
     gateway_retrieval_only_max_concurrency: int = Field(default=64, ge=1)
 
+    # Counts of documents and jobs by status (and the age of the oldest unfinished one) for the
+    # metrics, read from the database this often by every replica.
+    gateway_stats_interval_seconds: float = Field(default=15.0, gt=0)
+
     # Auth: unset -> open (warned at start).
     gateway_api_keys: CommaList[SecretStr] = []
 

@@ -10,6 +10,8 @@ is an LLM). Shutdown runs backwards: consumers stop first, then the clients clos
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -20,7 +22,6 @@ from gateway.chat.answering import ChatAnswerer
 from gateway.chat.completion import RETRIEVAL_ONLY_PAGE_CHARS
 from gateway.chat.context import ContextGatherer, GatherLimits
 from gateway.chat.limiter import ConcurrencyLimiter
-from gateway.chat.metrics import backend_failed
 from gateway.consumer import ProgressConsumer, progress_queue
 from gateway.db import open_engine, session_factory
 from gateway.documents.library import DocumentLibrary
@@ -36,12 +37,15 @@ from gateway.jobs.publisher import AmqpJobPublisher
 from gateway.jobs.store import JobStore
 from gateway.jobs.text_worker import TextJobWorker
 from gateway.llm import LLM
+from gateway.metrics import CHATS_IN_FLIGHT, CHATS_QUEUED, observe_backend
 from gateway.migrate import ensure_schema
 from gateway.peers import RetrieverClient, ScraperClient
+from gateway.record_counts import RecordCounts
 from gateway.settings import GatewaySettings
 from genai_common.amqp import Amqp, RetryPolicy
 from genai_common.blobs import BlobStore, open_blob_store
 from genai_common.grpc_client import open_channel
+from genai_common.metrics import record_build_info
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +78,35 @@ async def open_resources(settings: GatewaySettings, stack: AsyncExitStack) -> Re
     scraper, retriever = _open_peers(settings, stack)
     llm = _open_llm(settings, stack)
 
-    documents = DocumentLibrary(DocumentStore(sessions), blobs, AmqpUploadPublisher(amqp), retriever,
+    document_store, job_store = DocumentStore(sessions), JobStore(sessions)
+    documents = DocumentLibrary(document_store, blobs, AmqpUploadPublisher(amqp), retriever,
                                 max_bytes=settings.upload_max_bytes)
-    jobs = JobBoard(JobStore(sessions), AmqpJobPublisher(amqp), PromptFilter(settings.jobs_blocked_terms),
+    jobs = JobBoard(job_store, AmqpJobPublisher(amqp), PromptFilter(settings.jobs_blocked_terms),
                     JobWatchers(), _job_limits(settings), text_enabled=llm is not None)
     chat = _chat(settings, scraper, retriever, llm)
     progress = ProgressConsumer(documents=documents.apply_progress, jobs=jobs.apply)
+    _start_metrics(RecordCounts(document_store, job_store, settings.gateway_stats_interval_seconds), chat, stack)
 
     await documents.forget_unpublished()
     await jobs.republish_stale()
     await _start_consumers(settings, amqp, progress, jobs, llm, stack)
     return Resources(settings=settings, engine=engine, sessions=sessions, blobs=blobs, amqp=amqp, chat=chat,
                      documents=documents, jobs=jobs, progress=progress)
+
+
+def _start_metrics(counts: RecordCounts, chat: ChatAnswerer, stack: AsyncExitStack) -> None:
+    """genai_build_info, gauges read at scrape time (chats in flight and queued) and the record counts' refresher."""
+    record_build_info("gateway")
+    CHATS_IN_FLIGHT.set_function(lambda: chat.limiter.in_flight)
+    CHATS_QUEUED.set_function(lambda: chat.limiter.waiting)
+    refresher = asyncio.create_task(counts.run(), name="record-counts")
+
+    async def stop() -> None:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+
+    stack.push_async_callback(stop)
 
 
 def _open_peers(settings: GatewaySettings, stack: AsyncExitStack) -> tuple[ScraperClient, RetrieverClient]:
@@ -139,7 +160,7 @@ def _chat(settings: GatewaySettings, scraper: ScraperClient, retriever: Retrieve
         scrape_deadline=settings.gateway_scrape_deadline_seconds,
         retrieve_deadline=settings.gateway_retrieve_deadline_seconds,
     )
-    return ChatAnswerer(ContextGatherer(scraper, retriever, limits, on_failure=backend_failed), llm, limiter)
+    return ChatAnswerer(ContextGatherer(scraper, retriever, limits, observe=observe_backend), llm, limiter)
 
 
 async def _start_consumers(settings: GatewaySettings, amqp: Amqp, progress: ProgressConsumer, jobs: JobBoard,

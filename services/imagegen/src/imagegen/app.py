@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, GiveUp, QueueSpec, RetryPolicy
 from genai_common.blobs import open_blob_store
 from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from imagegen.consumer import AmqpProgressSink, CancelHandler, ImageJobHandler
 from imagegen.domain import Limits
@@ -55,6 +56,7 @@ async def start_consuming(amqp: Amqp, runner: ImageJobRunner, settings: Imagegen
 
 async def run(settings: ImagegenSettings) -> None:
     stop = shutdown_event()
+    record_build_info("imagegen")
     consuming = False
     amqp = Amqp(settings.amqp_url, name="imagegen")  # connected once the pipeline is ready
     async with AsyncExitStack() as stack:

@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from genai.events.v1 import events_pb2
 from genai_common.amqp import JOB_PROGRESS, Amqp, PermanentFailure, attempt, decode, job_id_of
 from imagegen.domain import ImageJob, InvalidJob, JobState, JobUpdate, Limits
-from imagegen.metrics import JOBS
+from imagegen.metrics import JOBS, observe_queue_wait
 from imagegen.runner import ImageJobRunner
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ class ImageJobHandler:
         self._runner, self._sink, self._limits = runner, sink, limits
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
-        job = job_from_event(decode(message, events_pb2.ImageJobRequested))
+        event = decode(message, events_pb2.ImageJobRequested)
+        if attempt(message) == 1:  # a retry's wait is its back-off, not the queue's
+            observe_queue_wait(event.submitted_at)
+        job = job_from_event(event)
         try:
             job.validate(self._limits)
         except InvalidJob as exc:

@@ -9,6 +9,7 @@ from genai_common.amqp import DOCUMENT_UPLOADED, Amqp, GiveUp, QueueSpec, RetryP
 from genai_common.blobs import open_blob_store
 from genai_common.grpc_client import open_channel
 from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from ingest.chunking import ChunkingPolicy
 from ingest.consumer import UploadConsumer
@@ -42,6 +43,7 @@ def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: Re
 async def run(settings: IngestSettings) -> None:
     """Consume until SIGTERM; then: not ready → stop intake → finish or requeue in-flight → close."""
     stop = shutdown_event()
+    record_build_info("ingest")
     consuming = False
     async with AsyncExitStack() as stack:
         channel = open_channel(settings.retriever_addr)

@@ -17,7 +17,7 @@ import logging
 from aio_pika.abc import AbstractIncomingMessage
 
 from genai.events.v1 import events_pb2
-from genai_common.amqp import PermanentFailure, decode, header_text
+from genai_common.amqp import PermanentFailure, attempt, decode, header_text
 from genai_common.logging import request_id_var
 from ingest import metrics
 from ingest.domain import IngestJob, Report
@@ -47,7 +47,10 @@ class UploadConsumer:
     async def handle(self, message: AbstractIncomingMessage) -> None:
         token = request_id_var.set(traced_document_id(message) or None)
         try:
-            job = job_from_event(decode(message, events_pb2.DocumentUploaded))
+            event = decode(message, events_pb2.DocumentUploaded)
+            if attempt(message) == 1:  # a retry's wait is its back-off, not the queue's
+                metrics.observe_queue_wait(event.uploaded_at)
+            job = job_from_event(event)
             try:
                 report = await self._pipeline.process(job)
             except Exception:

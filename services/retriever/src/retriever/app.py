@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from contextlib import AsyncExitStack
 
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from retriever.domain import CollectionIdentity, SearchMode
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
@@ -88,6 +90,7 @@ async def run(settings: RetrieverSettings) -> None:
     """Serve until SIGTERM/SIGINT: NOT_SERVING -> stop(grace) -> close the vector store -> return."""
     stop = shutdown_event()
     metrics = RetrieverMetrics()
+    record_build_info("retriever")
     serving = False
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(
@@ -96,6 +99,9 @@ async def run(settings: RetrieverSettings) -> None:
         retriever = await open_retriever(settings, embedder, stack, metrics)
         if stop.is_set():
             return
+        interval = settings.retriever_stats_interval_seconds
+        watcher = asyncio.create_task(metrics.watch_collection(retriever.size, interval))
+        stack.push_async_callback(_cancelled, watcher)
         server = build_grpc_server(settings, retriever)
         await server.start()
         serving = True
@@ -106,3 +112,9 @@ async def run(settings: RetrieverSettings) -> None:
         serving = False
         await server.stop(settings.shutdown_grace_seconds)
         log.info("retriever stopped")
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

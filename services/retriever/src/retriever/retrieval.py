@@ -42,6 +42,7 @@ class ChunkStore(Protocol):
     async def dense_scores(self, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]: ...
     async def delete_document(self, document_id: str) -> int: ...
     async def chunk_ids(self, document_id: str) -> list[str]: ...
+    async def count(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,10 @@ class Retriever:
     async def chunk_ids(self, document_id: str) -> list[str]:
         self._check_id(document_id, "document_id")
         return await self._store.chunk_ids(document_id)
+
+    async def size(self) -> int:
+        """Points (chunks) in the collection."""
+        return await self._store.count()
 
     async def _embed_query(self, query: str) -> list[float]:
         return (await self._embedder.embed([query]))[0].tolist()

@@ -28,6 +28,8 @@ class RetrieverSettings(CommonSettings):
     qdrant_path: str = "./var/qdrant"
     qdrant_collection: str = "genai_chunks"
     qdrant_timeout_seconds: float = Field(30.0, gt=0)
+    # How often the collection's size is counted for the metrics (a count query on the store).
+    retriever_stats_interval_seconds: float = Field(30.0, gt=0)
     # Layout of a collection this retriever creates on a Qdrant server (distributed mode: shards
     # spread over the nodes, each held by replication_factor nodes). Local mode has one shard.
     qdrant_shard_number: int = Field(1, ge=1)

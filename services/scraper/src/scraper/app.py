@@ -11,6 +11,7 @@ import httpx
 from genai.scraper.v1 import scraper_pb2_grpc
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
+from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from scraper.extractor import PoolExtractor, TextExtractor, available_cpus, process_pool
 from scraper.fetch import Fetcher, FetchOptions, build_transport
@@ -64,6 +65,7 @@ async def run(settings: ScraperSettings) -> None:
     """Serve until SIGTERM: NOT_SERVING -> stop intake, drain -> close client and pool -> return."""
     stop = shutdown_event()
     serving = asyncio.Event()
+    record_build_info("scraper")
     async with AsyncExitStack() as stack:
         # A page still extracting after the per-URL timeout has no caller left: stop it there.
         workers = settings.scraper_extract_workers or available_cpus()

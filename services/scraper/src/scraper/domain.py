@@ -20,13 +20,26 @@ class Outcome(enum.Enum):
     FETCH_ERROR = "fetch_error"
 
 
-class FetchFailed(Exception):
-    """A URL could not be fetched; `outcome` classifies why, the message is safe to show."""
+class BlockReason(enum.Enum):
+    """Why the SSRF guard refused a URL (a metric label: a small closed set)."""
 
-    def __init__(self, outcome: Outcome, reason: str) -> None:
+    MALFORMED_URL = "malformed_url"
+    SCHEME = "scheme"
+    CREDENTIALS = "credentials"
+    PORT = "port"
+    INTERNAL_ADDRESS = "internal_address"  # private, loopback, shared...: allowed only by configuration
+    FORBIDDEN_ADDRESS = "forbidden_address"  # metadata, link-local, multicast...: never
+
+
+class FetchFailed(Exception):
+    """A URL could not be fetched; `outcome` classifies why, the message is safe to show;
+    `blocked` says why the guard refused it (outcome BLOCKED)."""
+
+    def __init__(self, outcome: Outcome, reason: str, blocked: BlockReason | None = None) -> None:
         super().__init__(reason)
         self.outcome = outcome
         self.reason = reason
+        self.blocked = blocked
 
 
 @dataclass

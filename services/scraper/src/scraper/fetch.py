@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 import httpx
 
 from scraper.body import ACCEPT_ENCODING, TooLarge, UnsupportedEncoding, read_bounded
-from scraper.domain import SUPPORTED_TYPES, FetchFailed, Outcome, Trace
+from scraper.domain import SUPPORTED_TYPES, BlockReason, FetchFailed, Outcome, Trace
 from scraper.guard import Blocked, ResolveFailed, Target, UrlGuard
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Fetcher:
         try:
             return await self._guard.check(url)
         except Blocked as exc:
-            raise FetchFailed(Outcome.BLOCKED, str(exc)) from exc
+            raise FetchFailed(Outcome.BLOCKED, str(exc), exc.reason) from exc
         except ResolveFailed as exc:
             raise FetchFailed(Outcome.FETCH_ERROR, str(exc)) from exc
 
@@ -99,7 +99,7 @@ class Fetcher:
                 request = httpx.Request("GET", target.url_for(address), headers=headers, extensions=extensions)
                 return await self._transport.handle_async_request(request)
             except httpx.InvalidURL as exc:
-                raise FetchFailed(Outcome.BLOCKED, "malformed URL") from exc
+                raise FetchFailed(Outcome.BLOCKED, "malformed URL", BlockReason.MALFORMED_URL) from exc
             except httpx.ConnectError as exc:
                 failure = f"could not connect to {target.host}: {_describe(exc)}"
             except httpx.TimeoutException as exc:

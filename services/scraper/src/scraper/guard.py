@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import idna
 
 from scraper.addresses import IPAddress, Reach, classify, parse_ip_literal
+from scraper.domain import BlockReason
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_URL_CHARS = 8192
@@ -26,7 +27,11 @@ _NOT_IN_HOSTS = frozenset(" /\\@:?#[]%")
 
 
 class Blocked(Exception):
-    """The guard refused the URL; the message says why and is safe to show."""
+    """The guard refused the URL; the message says why and is safe to show, `reason` its kind."""
+
+    def __init__(self, message: str, reason: BlockReason = BlockReason.MALFORMED_URL) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ResolveFailed(Exception):
@@ -123,7 +128,7 @@ class UrlGuard:
         """Raise Blocked (refused) or ResolveFailed; otherwise the Target to connect to."""
         scheme, host, port, path = _split(url)
         if port not in self._policy.allowed_ports:
-            raise Blocked(f"port {port} is not allowed")
+            raise Blocked(f"port {port} is not allowed", BlockReason.PORT)
         literal = parse_ip_literal(host)
         host_allowed = self._policy.host_allowed(host)
         addresses = [literal] if literal is not None else list(await self._resolver.resolve(host))
@@ -131,7 +136,9 @@ class UrlGuard:
             raise ResolveFailed(f"{host} has no addresses")
         for address in addresses:
             if why := self._policy.refusal(address, host_allowed=host_allowed):
-                raise Blocked(f"{host} is a {why}" if literal is not None else f"{host} resolves to a {why}")
+                reason = (BlockReason.FORBIDDEN_ADDRESS if classify(address).reach is Reach.FORBIDDEN
+                          else BlockReason.INTERNAL_ADDRESS)
+                raise Blocked(f"{host} is a {why}" if literal is not None else f"{host} resolves to a {why}", reason)
         netloc = f"[{host}]" if ":" in host else host
         if port != DEFAULT_PORTS[scheme]:
             netloc = f"{netloc}:{port}"
@@ -153,9 +160,9 @@ def _split(url: str) -> tuple[str, str, int, str]:
         raise Blocked("malformed URL") from exc
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        raise Blocked(f"scheme {scheme or '(none)'!r} is not allowed")
+        raise Blocked(f"scheme {scheme or '(none)'!r} is not allowed", BlockReason.SCHEME)
     if parts.username is not None or parts.password is not None:
-        raise Blocked("credentials in URLs are not allowed")
+        raise Blocked("credentials in URLs are not allowed", BlockReason.CREDENTIALS)
     if not raw_host:
         raise Blocked("URL has no host")
     host = _ascii_host(raw_host)

@@ -1,11 +1,12 @@
-"""The scraper's Prometheus metrics (one instance per process; tests pass their own registry)."""
+"""The scraper's Prometheus metrics (`scraper_<noun>_<unit>`; one instance per process, tests pass
+their own registry). Every label combination exists from the start (rates and alerts need it)."""
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from genai_common.metrics import latency_histogram
-from scraper.domain import Outcome
+from scraper.domain import BlockReason, Outcome
 
 
 class ScraperMetrics:
@@ -18,10 +19,19 @@ class ScraperMetrics:
             "scraper_extract_duration_seconds", "Main-text extraction time per page (queueing included)",
             registry=registry,
         )
-        for outcome in Outcome:  # every series exists from the start (rates and alerts need that)
-            self.fetches.labels(outcome.value)
-            self.fetch_duration.labels(outcome.value)
+        self.blocked = Counter("scraper_blocked", "URLs the SSRF guard refused, by reason", ("reason",),
+                               registry=registry)
+        self.fetched_bytes = Counter("scraper_fetched_bytes", "Response body bytes read from the web",
+                                     registry=registry)
+        self._by_outcome = {o: (self.fetches.labels(o.value), self.fetch_duration.labels(o.value)) for o in Outcome}
+        self._by_reason = {r: self.blocked.labels(r.value) for r in BlockReason}
 
-    def observe_fetch(self, outcome: Outcome, seconds: float) -> None:
-        self.fetches.labels(outcome.value).inc()
-        self.fetch_duration.labels(outcome.value).observe(seconds)
+    def observe_fetch(self, outcome: Outcome, seconds: float, *, fetched_bytes: int = 0,
+                      blocked: BlockReason | None = None) -> None:
+        count, duration = self._by_outcome[outcome]
+        count.inc()
+        duration.observe(seconds)
+        if fetched_bytes:
+            self.fetched_bytes.inc(fetched_bytes)
+        if blocked is not None:
+            self._by_reason[blocked].inc()

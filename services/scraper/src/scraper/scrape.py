@@ -56,20 +56,21 @@ class Scraper:
         started = time.perf_counter()
         budget = min(ends_at, asyncio.get_running_loop().time() + self._limits.fetch_timeout)
         extracted = NOTHING
+        blocked = None
         try:
             async with asyncio.timeout_at(budget):
                 async with self._slots:
                     extracted = await self._fetch_and_extract(trace)
             outcome, reason = Outcome.OK, "" if extracted.text else "no main text found"
         except FetchFailed as exc:
-            outcome, reason = exc.outcome, exc.reason
+            outcome, reason, blocked = exc.outcome, exc.reason, exc.blocked
         except TimeoutError:
             outcome, reason = Outcome.TIMEOUT, "no complete answer before the deadline"
         except Exception:  # one URL's unexpected failure must not sink the others
             log.exception("unexpected failure while scraping a URL")
             outcome, reason = Outcome.FETCH_ERROR, "internal error"
         elapsed = time.perf_counter() - started
-        self._metrics.observe_fetch(outcome, elapsed)
+        self._metrics.observe_fetch(outcome, elapsed, fetched_bytes=trace.bytes, blocked=blocked)
         log.debug("scraped", extra={"outcome": outcome.value, "elapsed_ms": int(elapsed * 1000)})
         return Page(
             url=url, final_url=trace.final_url, outcome=outcome, reason=reason, http_status=trace.http_status,

@@ -19,7 +19,6 @@ from gateway.chat.completion import (
 )
 from gateway.chat.context import ChatContext, ContextGatherer, ContextRequest
 from gateway.chat.limiter import ConcurrencyLimiter
-from gateway.chat.metrics import TIME_TO_FIRST_TOKEN
 from gateway.chat.prompt import build_messages
 from gateway.chat.urls import without_urls
 from gateway.llm import Message, StreamChunk
@@ -42,6 +41,8 @@ class ChatStream(Protocol):
     """The events of a streamed answer: objects, or JSON texts relayed as the LLM sent them; the
     last one is a FinalChunk."""
 
+    @property
+    def sources(self) -> int: ...  # how many sources the answer cites
     def events(self) -> AsyncIterator[dict[str, Any] | bytes]: ...
     async def close(self) -> None: ...
 
@@ -99,11 +100,10 @@ class ChatAnswerer:
             if self._llm is None:
                 include_usage = bool((request.stream_options or {}).get("include_usage"))
                 content = await _retrieval_only_answer(context, request)
-                return _StaticStream(retrieval_only_chunks(content, context, include_usage))
-            started = time.perf_counter()
+                return _StaticStream(retrieval_only_chunks(content, context, include_usage), len(context.sources))
             upstream = await self._llm.stream(_prompt(request, context), request.params, request.stream_options)
             held = False  # the stream gives the slot back when it is closed
-            return _LLMChatStream(upstream, context, self._limiter, started)
+            return _LLMChatStream(upstream, context, self._limiter, request.stream_options)
         finally:
             if held:
                 self._limiter.release()
@@ -119,8 +119,9 @@ async def _retrieval_only_answer(context: ChatContext, request: ChatRequest) -> 
 
 
 class _StaticStream:
-    def __init__(self, chunks: list[dict[str, Any]]) -> None:
+    def __init__(self, chunks: list[dict[str, Any]], sources: int) -> None:
         self._chunks = [*chunks[:-1], FinalChunk(chunks[-1])]
+        self.sources = sources
 
     async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
         for item in self._chunks:
@@ -134,32 +135,34 @@ class _LLMChatStream:
     """The LLM's chunks as they arrive, then one chunk with the sources; holds a limiter slot until closed."""
 
     def __init__(self, upstream: UpstreamStream, context: ChatContext, limiter: ConcurrencyLimiter,
-                 started: float) -> None:
+                 stream_options: dict[str, Any] | None) -> None:
         self._upstream = upstream
         self._context = context
         self._limiter = limiter
-        self._started = started
+        # The LLM adapter always asks for usage (it counts tokens); the client gets it when it asked.
+        self._usage = bool((stream_options or {}).get("include_usage"))
         self._closed = False
+        self.sources = len(context.sources)
 
     async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
-        """The LLM's chunks as they arrive (their JSON text unchanged), then the sources on the last
-        chunk: the usage chunk that `stream_options.include_usage` asks for (it is the last one by
-        the API), or one of ours."""
+        """The LLM's chunks as they arrive (their JSON text unchanged when it can be), then the
+        sources on the last chunk: the usage chunk that `stream_options.include_usage` asks for (it
+        is the last one by the API), or one of ours."""
         completion_id, model, created = "", "", 0
-        first = True
         usage_chunk: dict[str, Any] | None = None
         async for item in self._upstream.chunks():
             data = item.data
-            if first:
-                TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - self._started)
-                first = False
             completion_id = data.get("id") or completion_id
             model = data.get("model") or model
             created = data.get("created") or created
             if not data.get("choices") and data.get("usage"):
-                usage_chunk = data
+                usage_chunk = data if self._usage else None
                 continue
-            yield data if item.raw is None else item.raw
+            if not self._usage and "usage" in data:
+                del data["usage"]  # `usage: null` on every chunk when usage was asked for: encoded again
+                yield data
+            else:
+                yield data if item.raw is None else item.raw
         last = usage_chunk or chunk(completion_id or new_completion_id(), model, created or int(time.time()), [])
         yield FinalChunk(last, **sources_fields(self._context))
 

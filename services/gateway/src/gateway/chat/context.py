@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -15,7 +16,7 @@ from typing import Protocol, TypeVar
 from gateway.chat.sources import Source, assemble_sources
 from gateway.chat.urls import extract_urls, without_urls
 from gateway.peer_models import Passage, ScrapedPage
-from genai_common.errors import ServiceError
+from genai_common.errors import DeadlineExceeded, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,17 @@ class GatherLimits:
     retrieve_deadline: float
 
 
+# Told how each backend call ended: (backend, outcome ok | failed | timeout, seconds).
+BackendObserver = Callable[[str, str, float], None]
+
+
 class ContextGatherer:
     def __init__(self, scraper: Scraper, retriever: Retriever, limits: GatherLimits,
-                 on_failure: Callable[[str], None] = lambda _backend: None) -> None:
+                 observe: BackendObserver = lambda _backend, _outcome, _seconds: None) -> None:
         self._scraper = scraper
         self._retriever = retriever
         self._limits = limits
-        self._on_failure = on_failure
+        self._observe = observe
 
     async def gather(self, request: ContextRequest) -> ChatContext:
         urls = extract_urls(request.question, self._limits.max_urls) if request.scrape else []
@@ -103,14 +108,18 @@ class ContextGatherer:
         """The call's result; [] when there was nothing to ask; None when the backend failed."""
         if call is None:
             return []
+        started = time.perf_counter()
         try:
             # The peer call has its own gRPC deadline; this bound also holds for any other transport.
             async with asyncio.timeout(deadline + 0.5):
-                return await call
+                result = await call
         except (ServiceError, TimeoutError) as exc:
             log.warning("%s unavailable: %s", backend, getattr(exc, "message", None) or type(exc).__name__)
-            self._on_failure(backend)
+            late = isinstance(exc, (TimeoutError, DeadlineExceeded))
+            self._observe(backend, "timeout" if late else "failed", time.perf_counter() - started)
             return None
+        self._observe(backend, "ok", time.perf_counter() - started)
+        return result
 
 
 def _unread(urls: list[str], pages: list[ScrapedPage] | None) -> list[tuple[str, str]]:

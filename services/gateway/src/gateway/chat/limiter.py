@@ -21,11 +21,16 @@ class ConcurrencyLimiter:
         self._slots = asyncio.Semaphore(max(1, limit))
         self._queue = max(0, queue)
         self._waiting = 0
+        self._held = 0
         self._retry_after = retry_after
 
     @property
     def waiting(self) -> int:
         return self._waiting
+
+    @property
+    def in_flight(self) -> int:
+        return self._held
 
     async def acquire(self) -> None:
         """Take a slot, waiting behind at most `queue` others; raise Saturated when the queue is full."""
@@ -37,6 +42,8 @@ class ConcurrencyLimiter:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
+        self._held += 1
 
     def release(self) -> None:
+        self._held -= 1
         self._slots.release()

@@ -19,12 +19,12 @@ from gateway.chat.answering import ChatRequest, ChatStream, FinalChunk
 from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
 from gateway.chat.disconnect import cancelled_on_disconnect
-from gateway.chat.metrics import chat_counter, outcome_of
 from gateway.chat.prompt import last_user_text
 from gateway.chat.schemas import ChatCompletionRequest, ModelCard, ModelList
 from gateway.deps import Chat
 from gateway.errors import ClientGone, service_error_body
 from gateway.json_response import OrjsonResponse
+from gateway.metrics import chat_outcome, observe_answer, observe_chat
 from gateway.sse import DONE, HEADERS, MEDIA_TYPE, sse_event
 from genai_common.errors import InvalidInput, ServiceError
 
@@ -84,7 +84,7 @@ class _SSEResponse(StreamingResponse):
             self._outcome = "ok"
         except ServiceError as exc:
             # The status went out with the first chunk: the error becomes the stream's last event.
-            self._outcome = outcome_of(exc)
+            self._outcome = chat_outcome(exc)
             log.warning("LLM stream failed: %s", exc.message)
             tail = sse_event(service_error_body(exc)) + DONE
         yield _Tail(tail)
@@ -106,8 +106,11 @@ class _SSEResponse(StreamingResponse):
             self._on_close(self._outcome)
 
 
-def _record(mode: str, outcome: str, stream: bool, error: Exception | None = None) -> None:
-    chat_counter(mode, outcome).inc()
+def _record(mode: str, outcome: str, stream: bool, error: Exception | None = None,
+            sources: int | None = None) -> None:
+    observe_chat(mode, outcome)
+    if outcome == "ok" and sources is not None:
+        observe_answer(mode, sources)
     if outcome == "upstream_error" and isinstance(error, ServiceError):
         log.warning("LLM call failed: %s", error.message)
     # One line per chat is DEBUG: the line (a record, its JSON, a write to stdout) cost about a sixth
@@ -123,12 +126,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, chat: 
         chat_request = _to_domain(body)
         if body.stream:
             stream = await _unless_disconnected(request, chat.open_stream(chat_request))
-            return _SSEResponse(stream, lambda outcome: _record(mode, outcome, True))
+            return _SSEResponse(stream, lambda outcome: _record(mode, outcome, True, sources=stream.sources))
         answer = await _unless_disconnected(request, chat.complete(chat_request))
     except Exception as exc:
-        _record(mode, outcome_of(exc), body.stream, exc)
+        _record(mode, chat_outcome(exc), body.stream, exc)
         raise
-    _record(mode, "ok", False)
+    _record(mode, "ok", False, sources=len(answer.get("sources") or ()))
     return OrjsonResponse(answer)
 
 

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.clock import utcnow
@@ -140,3 +140,11 @@ class DocumentStore:
             rows = await session.scalars(select(DocumentRow).where(
                 DocumentRow.published.is_(False), DocumentRow.created_at < cutoff).limit(1000))
             return [to_document(r) for r in rows]
+
+    async def status_counts(self) -> dict[str, tuple[int, datetime]]:
+        """status -> (documents, when the oldest was uploaded), over the visible documents."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(DocumentRow.status, func.count(), func.min(DocumentRow.created_at))
+                .where(_visible()).group_by(DocumentRow.status))
+            return {status: (count, oldest) for status, count, oldest in rows}

@@ -19,10 +19,10 @@ from datetime import timedelta
 from typing import Protocol
 
 from gateway.jobs.domain import ImageRequest, Job, JobLimits, Kind, NewJob, Submission, TextRequest
-from gateway.jobs.metrics import FINISHED, SUBMITTED
 from gateway.jobs.notify import JobWatchers
 from gateway.jobs.prompt_filter import PromptFilter
 from gateway.jobs.store import Idempotency, JobStore
+from gateway.metrics import JOBS_FINISHED, JOBS_SUBMITTED
 from gateway.progress import TERMINAL, JobState, ProgressReport
 from genai_common.errors import InvalidInput, NotFound, ServiceError, Unavailable, ValidationFailed
 
@@ -125,7 +125,7 @@ class JobBoard:
             await self._store.withdraw([job.id for job in jobs])
             raise
         await self._store.mark_published([job.id for job in jobs])
-        SUBMITTED.labels(kind.value).inc(len(jobs))
+        JOBS_SUBMITTED.labels(kind.value).inc(len(jobs))
         return Submission(jobs, created=True)
 
     async def _publish(self, jobs: Sequence[Job]) -> None:
@@ -175,7 +175,7 @@ class JobBoard:
         step; already cancelled -> unchanged; succeeded or failed -> Conflict."""
         job, changed = await self._store.cancel(job_id)
         if changed:
-            FINISHED.labels(job.kind.value, JobState.CANCELLED.value).inc()
+            JOBS_FINISHED.labels(job.kind.value, JobState.CANCELLED.value).inc()
             self._watchers.notify(job_id)
             if job.kind == Kind.IMAGE:
                 await self._stop_worker(job_id)
@@ -193,6 +193,6 @@ class JobBoard:
         if kind is None:
             return False
         if change.state in TERMINAL:
-            FINISHED.labels(kind.value, change.state.value).inc()
+            JOBS_FINISHED.labels(kind.value, change.state.value).inc()
         self._watchers.notify(change.job_id)
         return True

@@ -22,6 +22,7 @@ class AmqpJobPublisher:
             job_id=job.id, prompt=p["prompt"], negative_prompt=p["negative_prompt"], n=p["n"], width=p["width"],
             height=p["height"], steps=p["steps"], guidance=p["guidance"], seed=p["seed"],
         )
+        event.submitted_at.FromDatetime(job.created_at)  # a moment without a zone is UTC (SQLite)
         await self._amqp.publish(IMAGE_JOB_REQUESTED, event, message_id=job.id, headers={"job_id": job.id})
 
     async def text_job(self, job: Job) -> None:

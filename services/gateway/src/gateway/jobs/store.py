@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -181,3 +181,11 @@ class JobStore:
         if job.status in (JobState.SUCCEEDED, JobState.FAILED):
             raise Conflict(f"job {job_id} already {job.status.value}; it cannot be cancelled")
         return job, changed
+
+    async def status_counts(self) -> dict[tuple[str, str], tuple[int, datetime]]:
+        """(kind, status) -> (jobs, when the oldest was submitted)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(JobRow.kind, JobRow.status, func.count(), func.min(JobRow.created_at))
+                .group_by(JobRow.kind, JobRow.status))
+            return {(kind, status): (count, oldest) for kind, status, count, oldest in rows}

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.jobs.metrics import TEXT_JOB_SECONDS
 from gateway.llm import Message
+from gateway.metrics import TEXT_JOB_SECONDS
 from gateway.progress import JobState, ProgressReport
 from genai_common.errors import InvalidInput
 
