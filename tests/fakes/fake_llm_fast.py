@@ -4,9 +4,9 @@
 tests, too costly to measure a gateway that serves thousands of chats a second. This one is a
 bare asyncio protocol (uvloop, the httptools parser): it answers `POST /v1/chat/completions`
 with a fixed completion after `--delay` seconds, or, when the body asks for `"stream": true`,
-with `--chunks` chunks `--interval` seconds apart (the first at once, as a model's first token
-after the delay), then `data: [DONE]`; `GET /v1/models` lists the model. Timers, not tasks:
-a request costs the server a few microseconds.
+with `--chunks` chunks `--interval` seconds apart (the first after the delay), the usage chunk
+when `stream_options.include_usage` asks for it, then `data: [DONE]`; `GET /v1/models` lists
+the model. Timers, not tasks: a request costs the server a few microseconds.
 
     python -m tests.fakes.fake_llm_fast --port 8100 [--delay 0.2] [--chunks 8] [--interval 0.02]
 """
@@ -33,23 +33,31 @@ def _completion() -> bytes:
     })
 
 
-def _chunk_events(chunks: int) -> list[bytes]:
-    """The SSE events of one streamed answer, each framed as one HTTP chunk; the last ends the body."""
+def _chunk_events(chunks: int, usage: bool) -> list[bytes]:
+    """The SSE events of one streamed answer, each framed as one HTTP chunk; the last ends the body
+    (with a usage chunk when `usage`, as `stream_options.include_usage` asks)."""
     base = {"id": "chatcmpl-fast", "object": "chat.completion.chunk", "created": int(time.time()), "model": MODEL}
     deltas = [{"role": "assistant", "content": ""}] + [{"content": f"tok{i} "} for i in range(chunks - 1)]
     events = [orjson.dumps({**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}) for d in deltas]
-    final = orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    ending = [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    if usage:
+        ending.append({**base, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": chunks,
+                                                         "total_tokens": 10 + chunks}})
     framed = [_http_chunk(b"data: " + e + b"\n\n") for e in events]
-    framed[-1] += _http_chunk(b"data: " + final + b"\n\ndata: [DONE]\n\n") + b"0\r\n\r\n"
+    tail = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in ending) + b"data: [DONE]\n\n"
+    framed[-1] += _http_chunk(tail) + b"0\r\n\r\n"
     return framed
 
 
-def _asks_stream(body: bytes) -> bool:
+def _asks_stream(body: bytes) -> tuple[bool, bool]:
+    """(a streamed answer?, with usage?)"""
     try:
         request = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(request, dict) and bool(request.get("stream"))
+        return False, False
+    if not isinstance(request, dict) or not request.get("stream"):
+        return False, False
+    return True, bool((request.get("stream_options") or {}).get("include_usage"))
 
 
 def _http_chunk(data: bytes) -> bytes:
@@ -73,7 +81,7 @@ class Answers:
         self.models = _head(b"200 OK", b"application/json", len(models)) + models
         self.not_found = _head(b"404 Not Found", b"application/json", 2) + b"{}"
         self.stream_head = _head(b"200 OK", b"text/event-stream", None)
-        self.stream_chunks = _chunk_events(max(1, chunks))
+        self.stream_chunks = {usage: _chunk_events(max(1, chunks), usage) for usage in (False, True)}
 
 
 class _Connection(asyncio.Protocol):
@@ -114,19 +122,19 @@ class _Connection(asyncio.Protocol):
             self._write(self._answers.models)
         elif not url.endswith(b"/chat/completions"):
             self._write(self._answers.not_found)
-        elif _asks_stream(body):
-            self._timers.append(loop.call_later(self._answers.delay, self._stream, 0))
+        elif (asked := _asks_stream(body))[0]:
+            self._timers.append(loop.call_later(self._answers.delay, self._stream, 0, asked[1]))
         elif self._answers.delay:
             self._timers.append(loop.call_later(self._answers.delay, self._write, self._answers.completion))
         else:
             self._write(self._answers.completion)
 
-    def _stream(self, sent: int) -> None:
-        chunks = self._answers.stream_chunks
+    def _stream(self, sent: int, usage: bool) -> None:
+        chunks = self._answers.stream_chunks[usage]
         self._write((self._answers.stream_head if sent == 0 else b"") + chunks[sent])
         if sent + 1 < len(chunks):
             loop = asyncio.get_running_loop()
-            self._timers.append(loop.call_later(self._answers.interval, self._stream, sent + 1))
+            self._timers.append(loop.call_later(self._answers.interval, self._stream, sent + 1, usage))
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
