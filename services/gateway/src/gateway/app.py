@@ -72,7 +72,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             app.state.resources = await open_resources(settings, stack)
             yield
 
-    app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan)
+    # The gateway's telemetry is Prometheus (/metrics) and JSON logs. FastAPI's native OpenTelemetry
+    # would otherwise ask OpenTelemetry's global providers on every request whether it is on.
+    app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     # Every /v1 route of every feature needs a key when GATEWAY_API_KEYS is set.
