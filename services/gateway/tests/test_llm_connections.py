@@ -211,3 +211,31 @@ async def test_an_https_llm_is_reached_with_its_name_verified(tmp_path: Path, cl
         await wrong.close()
     finally:
         server.close()
+
+
+async def test_an_answer_larger_than_the_read_buffer_arrives_whole(clock: Clock) -> None:
+    content = "x" * (3 * 1024 * 1024)  # past the buffer that pauses a streamed body's reading
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        await reader.readexactly(length)
+        body = orjson.dumps({"id": "x", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]})
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for start in range(0, len(body), 64 * 1024):
+            writer.write(body[start:start + 64 * 1024])
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = HttpPool(f"http://127.0.0.1:{port}/v1", max_connections=1, max_age=60.0, connect_deadline=5.0,
+                    clock=clock)
+    try:
+        answer = await _llm(pool).complete(MESSAGES, {})
+    finally:
+        await pool.close()
+        server.close()
+    assert answer["choices"][0]["message"]["content"] == content

@@ -53,6 +53,7 @@ class Response:
     async def read(self) -> bytes:
         """The whole body."""
         while not self.complete:
+            self._connection.resume_reading()  # a body read whole is never held back
             await self._wait()
         body = b"".join(self._body)
         self._body.clear()
