@@ -81,9 +81,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # Every /v1 route of every feature needs a key when GATEWAY_API_KEYS is set.
     auth = ApiKeyAuth(settings.gateway_api_keys)
     require_key = Depends(auth)
-    # Ahead of its declared route (which documents it): POST /v1/chat/completions served without
-    # FastAPI's per-request work, the key checked the same way (gateway.chat.lane).
-    app.router.routes.append(chat_lane(auth))
+    # First of all routes, so ahead of its declared route (which documents it): POST
+    # /v1/chat/completions served without FastAPI's per-request work, the key checked the same way
+    # (gateway.chat.lane).
+    app.router.routes.insert(0, chat_lane(auth))
     for router in (chat_router, documents_router, jobs_router):
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)
