@@ -69,6 +69,7 @@ def row(name: str, s: dict[str, float], extra: str = "") -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--quick", action="store_true", help="accepted for `make bench` (the split takes seconds)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     ids = (args.data / "ids.txt").read_text().split()

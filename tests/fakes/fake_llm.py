@@ -1,11 +1,12 @@
 """FakeLLM: a real OpenAI-compatible HTTP server (uvicorn + starlette) for tests and benchmarks.
 
 Serves `GET /v1/models` and `POST /v1/chat/completions` (streaming and not) on 127.0.0.1, records
-every request it receives (body, messages, headers), and answers deterministically: the answer
-names the source numbers it found fenced in the prompt (`<<<SOURCE n ...`). It can be told to
-wait before answering, to fail with a status, or to stream slowly, and it records whether a
-stream was cut by the client before it finished. `GET /metrics` serves what vLLM would, under
-vLLM's metric names (FakeVLLMMetrics), fed by the fake's own traffic.
+every request it receives (body, messages, headers, the client port of its connection), and
+answers deterministically: the answer names the source numbers it found fenced in the prompt
+(`<<<SOURCE n ...`). It can be told to wait before answering, to fail with a status, or to
+stream slowly, and it records whether a stream was cut by the client before it finished.
+`GET /metrics` serves what vLLM would, under vLLM's metric names (FakeVLLMMetrics), fed by the
+fake's own traffic.
 
 In-process: `with FakeLLM() as llm: ... llm.base_url ...` (uvicorn runs in a thread).
 As a process (benchmarks): `python -m tests.fakes.fake_llm --port 8100` (or FAKE_LLM_PORT=8100).
@@ -42,6 +43,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] = field(default_factory=dict)
+    client_port: int = 0  # the caller's port: one per connection it opened
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -174,7 +176,8 @@ class FakeLLM:
         raw = await request.body()
         body = json.loads(raw) if raw else {}
         with self._lock:
-            self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body))
+            port = request.client.port if request.client else 0
+            self.requests.append(RecordedRequest(request.url.path, dict(request.headers), body, port))
         return body
 
     async def _models(self, request: Request) -> Response:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -46,15 +46,15 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 class Service:
-    """A service running as `python -m <module>`; its output goes to a log file for post-mortems."""
+    """A service running as `python -m <module> [args]`; its output goes to a log file for post-mortems."""
 
-    def __init__(self, module: str, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, module: str, env: Mapping[str, str], log_path: Path, args: Sequence[str] = ()) -> None:
         self.module = module
         self.log_path = log_path
         full_env = {**os.environ, **OFFLINE_ENV, **env}
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module], env=full_env, cwd=env.get("CWD", str(ROOT)),
+            [sys.executable, "-m", module, *args], env=full_env, cwd=env.get("CWD", str(ROOT)),
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

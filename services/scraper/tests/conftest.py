@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from scraper_fakes import FakeResolver, FakeSite
 
 from genai.scraper.v1 import scraper_pb2_grpc
-from scraper.app import build_scraper, build_server, http_client
+from scraper.app import build_scraper, build_server, http_transport
 from scraper.extract import extract_batch
 from scraper.extractor import PoolExtractor, process_pool
 from scraper.guard import Resolver
@@ -51,21 +51,21 @@ MakeScraper = Callable[..., Scraper]
 @pytest.fixture
 async def make_scraper(extraction_pool: ProcessPoolExecutor) -> AsyncIterator[MakeScraper]:
     """Build a Scraper from settings overrides; DNS is a FakeResolver unless one is given."""
-    clients: list[httpx.AsyncClient] = []
+    transports: list[httpx.AsyncBaseTransport] = []
 
     def factory(*, transport: httpx.AsyncBaseTransport | None = None, resolver: Resolver | None = None,
                 metrics: ScraperMetrics | None = None, **overrides: Any) -> Scraper:
         settings = settings_for(**overrides)
-        client = http_client(settings, transport)
-        clients.append(client)
+        transport = transport or http_transport(settings)
+        transports.append(transport)
         return build_scraper(
-            settings, client=client, extractor=PoolExtractor(extraction_pool, workers=2),
+            settings, transport=transport, extractor=PoolExtractor(extraction_pool, workers=2),
             metrics=metrics or ScraperMetrics(CollectorRegistry()), resolver=resolver or FakeResolver(),
         )
 
     yield factory
-    for client in clients:
-        await client.aclose()
+    for transport in transports:
+        await transport.aclose()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import os
 import zlib
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from scraper.addresses import Reach, classify, parse_ip_literal
 from scraper.body import BoundedDecoder, TooLarge, UnsupportedEncoding
 from scraper.extract import extract_page
+from scraper.extractor import available_cpus
 from scraper.servicer import request_budget
 from scraper.settings import ScraperSettings
 
@@ -116,3 +118,15 @@ def test_extraction_keeps_the_article_and_drops_the_chrome():
 def test_plain_text_is_returned_as_is_in_its_charset():
     page = extract_page("Grüße aus Köln".encode("latin-1"), "http://x.example/a.txt", "text/plain", "iso-8859-1")
     assert (page.title, page.text) == ("", "Grüße aus Köln")
+
+
+def test_extraction_workers_follow_the_cpus_and_a_container_quota(tmp_path):
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert available_cpus(cpu_max) == affinity  # no cgroup file: the CPUs the process may run on
+    cpu_max.write_text("max 100000\n")
+    assert available_cpus(cpu_max) == affinity  # no quota
+    cpu_max.write_text("50000 100000\n")
+    assert available_cpus(cpu_max) == 1  # half a CPU still gets one worker
+    cpu_max.write_text(f"{(affinity + 3) * 100000} 100000\n")
+    assert available_cpus(cpu_max) == affinity  # a quota above the CPUs there are

@@ -23,10 +23,13 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
+        self._second = -1
+        self._second_text = ""
+        self._encode = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._timestamp(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "service": self._service,
             "logger": record.name,
@@ -35,12 +38,22 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+        fields = record.__dict__
+        extra = fields.keys() - _RESERVED  # a set operation in C; the loop below only when there are extras
+        if extra:
+            for key, value in fields.items():
+                if key in extra and not key.startswith("_"):
+                    entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return self._encode(entry)
+
+    def _timestamp(self, second: int) -> str:
+        """The date and time to the second, formatted once per second (a busy process logs many
+        lines a second)."""
+        if second != self._second:
+            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return self._second_text
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

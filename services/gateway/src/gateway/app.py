@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from gateway.auth import ApiKeyAuth
+from gateway.chat.lane import chat_lane
 from gateway.chat.routes import router as chat_router
 from gateway.console import mount_console
 from gateway.deps import ResourcesDep
@@ -71,11 +72,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             app.state.resources = await open_resources(settings, stack)
             yield
 
-    app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan)
+    # The gateway's telemetry is Prometheus (/metrics) and JSON logs. FastAPI's native OpenTelemetry
+    # would otherwise ask OpenTelemetry's global providers on every request whether it is on.
+    app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     # Every /v1 route of every feature needs a key when GATEWAY_API_KEYS is set.
-    require_key = Depends(ApiKeyAuth(settings.gateway_api_keys))
+    auth = ApiKeyAuth(settings.gateway_api_keys)
+    require_key = Depends(auth)
+    # First of all routes, so ahead of its declared route (which documents it): POST
+    # /v1/chat/completions served without FastAPI's per-request work, the key checked the same way
+    # (gateway.chat.lane).
+    app.router.routes.insert(0, chat_lane(auth))
     for router in (chat_router, documents_router, jobs_router):
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)

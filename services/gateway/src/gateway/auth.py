@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
 from genai_common.errors import Unauthenticated
@@ -38,10 +39,19 @@ class ApiKeyAuth:
             matched |= hmac.compare_digest(candidate, digest)
         return matched
 
-    async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    def verify(self, key: str | None) -> None:
+        """Raise Unauthenticated unless `key` is a configured key (or none is configured)."""
         if not self._digests:
             return
-        if credentials is None:
+        if key is None:
             raise Unauthenticated("missing API key: send Authorization: Bearer <key>", code="invalid_api_key")
-        if not self.matches(credentials.credentials):
+        if not self.matches(key):
             raise Unauthenticated("invalid API key", code="invalid_api_key")
+
+    def verify_header(self, authorization: str | None) -> None:
+        """`verify` the key of an `Authorization: Bearer <key>` header, read as HTTPBearer reads it."""
+        scheme, key = get_authorization_scheme_param(authorization)
+        self.verify(key if authorization and key and scheme.lower() == "bearer" else None)
+
+    async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        self.verify(credentials.credentials if credentials is not None else None)

@@ -123,6 +123,10 @@ def observe_backend(backend: str, outcome: str, seconds: float) -> None:
     _child(BACKEND_SECONDS, backend, outcome).observe(seconds)
 
 
+def observe_chat(mode: str, outcome: str) -> None:
+    _child(CHAT_REQUESTS, mode, outcome).inc()
+
+
 def observe_answer(mode: str, sources: int) -> None:
     _child(ANSWER_SOURCES, mode).observe(sources)
     if sources == 0:

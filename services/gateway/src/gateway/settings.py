@@ -26,6 +26,9 @@ class GatewaySettings(AmqpSettings, BlobSettings, CommonSettings):
     llm_api_key: SecretStr = SecretStr("not-needed")
     llm_model: str | None = None
     llm_timeout_seconds: float = 120.0
+    # A kept-alive connection to the LLM is closed after this long and a fresh one opened (the
+    # host name resolved again), so replicas behind a Service each get their share of the chats.
+    llm_connection_max_age_seconds: float = Field(default=60.0, gt=0)
     # Chats in flight at once with the LLM (sources + LLM; see gateway.chat.limiter).
     llm_max_concurrency: int = Field(default=64, ge=1)
     # Chats waiting for a slot beyond llm_max_concurrency; more than this are refused with 429.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 MEDIA_TYPE = "text/event-stream"
 # No caching, and no buffering by a proxy in between (nginx honours X-Accel-Buffering).
@@ -13,8 +14,9 @@ KEEPALIVE = b": keepalive\n\n"
 DONE = b"data: [DONE]\n\n"
 
 
-def sse_event(data: dict[str, Any], name: str | None = None) -> bytes:
-    """One event: an optional `event:` line, then the JSON payload on one `data:` line."""
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    head = f"event: {name}\n" if name else ""
-    return f"{head}data: {payload}\n\n".encode()
+def sse_event(data: dict[str, Any] | bytes, name: str | None = None) -> bytes:
+    """One event: an optional `event:` line, then the JSON payload on one `data:` line. `data` is an
+    object, or the JSON text of one already encoded (on one line)."""
+    payload = data if isinstance(data, bytes) else orjson.dumps(data)
+    head = b"event: %s\n" % name.encode() if name else b""
+    return b"%sdata: %s\n\n" % (head, payload)

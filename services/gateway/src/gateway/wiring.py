@@ -16,7 +16,6 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-import openai
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.chat.answering import ChatAnswerer
@@ -28,6 +27,7 @@ from gateway.db import open_engine, session_factory
 from gateway.documents.library import DocumentLibrary
 from gateway.documents.publisher import AmqpUploadPublisher
 from gateway.documents.store import DocumentStore
+from gateway.http_pool import HttpPool
 from gateway.jobs.board import JobBoard
 from gateway.jobs.consumer import TextJobHandler
 from gateway.jobs.domain import JobLimits
@@ -125,12 +125,14 @@ def _open_llm(settings: GatewaySettings, stack: AsyncExitStack) -> LLM | None:
         log.warning("LLM_BASE_URL is unset: chat answers in retrieval-only mode and batch text jobs "
                     "are refused (503)")
         return None
-    client = openai.AsyncOpenAI(
-        base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value(),
-        timeout=settings.llm_timeout_seconds, max_retries=0,
-    )
-    stack.push_async_callback(client.close)
-    return LLM(client, settings.llm_model)
+    # Every chat in flight (LLM_MAX_CONCURRENCY), every batch-text job and a model lookup can hold
+    # a connection at once: none ever waits for one.
+    pool = HttpPool(settings.llm_base_url,
+                    max_connections=settings.llm_max_concurrency + settings.text_job_concurrency + 1,
+                    max_age=settings.llm_connection_max_age_seconds, connect_deadline=settings.llm_timeout_seconds)
+    stack.push_async_callback(pool.close)
+    return LLM(pool, api_key=settings.llm_api_key.get_secret_value(), model=settings.llm_model,
+               deadline=settings.llm_timeout_seconds)
 
 
 def _job_limits(settings: GatewaySettings) -> JobLimits:

@@ -13,8 +13,8 @@ from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
 from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
-from scraper.extractor import PoolExtractor, TextExtractor, process_pool
-from scraper.fetch import Fetcher, build_client
+from scraper.extractor import PoolExtractor, TextExtractor, available_cpus, process_pool
+from scraper.fetch import Fetcher, FetchOptions, build_transport
 from scraper.guard import Policy, Resolver, SystemResolver, UrlGuard
 from scraper.metrics import ScraperMetrics
 from scraper.scrape import ScrapeLimits, Scraper
@@ -24,26 +24,24 @@ from scraper.settings import ScraperSettings
 log = logging.getLogger(__name__)
 
 
-def http_client(settings: ScraperSettings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    return build_client(
-        user_agent=settings.scraper_user_agent, max_connections=settings.scraper_max_concurrency,
-        connect_timeout=settings.scraper_connect_timeout_seconds, read_timeout=settings.scraper_fetch_timeout_seconds,
-        transport=transport,
-    )
+def http_transport(settings: ScraperSettings) -> httpx.AsyncHTTPTransport:
+    return build_transport(max_connections=settings.scraper_max_concurrency)
 
 
 def build_scraper(
-    settings: ScraperSettings, *, client: httpx.AsyncClient, extractor: TextExtractor, metrics: ScraperMetrics,
-    resolver: Resolver | None = None,
+    settings: ScraperSettings, *, transport: httpx.AsyncBaseTransport, extractor: TextExtractor,
+    metrics: ScraperMetrics, resolver: Resolver | None = None,
 ) -> Scraper:
     policy = Policy.build(
         allowed_ports=settings.scraper_allowed_ports, allow_private=settings.scraper_allow_private_networks,
         allowlist=settings.scraper_allowlist,
     )
     guard = UrlGuard(policy, resolver or SystemResolver(settings.scraper_resolve_timeout_seconds))
-    fetcher = Fetcher(
-        client, guard, max_bytes=settings.scraper_max_response_bytes, max_redirects=settings.scraper_max_redirects
-    )
+    fetcher = Fetcher(transport, guard, FetchOptions(
+        user_agent=settings.scraper_user_agent, connect_timeout=settings.scraper_connect_timeout_seconds,
+        read_timeout=settings.scraper_fetch_timeout_seconds, max_bytes=settings.scraper_max_response_bytes,
+        max_redirects=settings.scraper_max_redirects,
+    ))
     limits = ScrapeLimits(
         max_concurrency=settings.scraper_max_concurrency, fetch_timeout=settings.scraper_fetch_timeout_seconds,
         default_chars=settings.scraper_max_chars_per_page, max_chars=settings.scraper_max_chars_per_page_limit,
@@ -70,19 +68,20 @@ async def run(settings: ScraperSettings) -> None:
     record_build_info("scraper")
     async with AsyncExitStack() as stack:
         # A page still extracting after the per-URL timeout has no caller left: stop it there.
-        workers, page_seconds = settings.scraper_extract_workers, settings.scraper_fetch_timeout_seconds
+        workers = settings.scraper_extract_workers or available_cpus()
+        page_seconds = settings.scraper_fetch_timeout_seconds
         extractor = PoolExtractor(process_pool(workers, page_seconds), workers=workers,
                                   renew=lambda: process_pool(workers, page_seconds))
         stack.push_async_callback(extractor.aclose)
-        client = await stack.enter_async_context(http_client(settings))
-        scraper = build_scraper(settings, client=client, extractor=extractor, metrics=ScraperMetrics())
+        transport = await stack.enter_async_context(http_transport(settings))
+        scraper = build_scraper(settings, transport=transport, extractor=extractor, metrics=ScraperMetrics())
         server = build_server(settings, scraper)
         await stack.enter_async_context(OpsServer(settings.scraper_host, settings.scraper_metrics_port, serving.is_set))
         await extractor.warm()
         await server.start()
         serving.set()
         log.info("scraper ready", extra={"allow_private": settings.scraper_allow_private_networks,
-                                         "allowed_ports": settings.scraper_allowed_ports})
+                                         "allowed_ports": settings.scraper_allowed_ports, "extract_workers": workers})
         await stop.wait()
         serving.clear()
         await server.stop(settings.shutdown_grace_seconds)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 from scraper.extract import Extracted, extract_batch, warm_up
@@ -33,6 +36,19 @@ class ExtractionFailed(Exception):
 
 class TextExtractor(Protocol):
     async def extract(self, body: bytes, url: str, media_type: str, charset: str | None) -> Extracted: ...
+
+
+def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a container's
+    CPU limit, which `os.cpu_count()` does not see)."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
 
 
 def process_pool(workers: int, page_seconds: float = 0.0) -> ProcessPoolExecutor:

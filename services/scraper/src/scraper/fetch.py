@@ -1,9 +1,8 @@
-"""HTTP fetching behind the SSRF guard: one pooled httpx client, connections pinned to the
+"""HTTP fetching behind the SSRF guard: one pooled httpx transport, connections pinned to the
 checked address, redirects followed by hand (each hop checked again), bounded bodies."""
 
 from __future__ import annotations
 
-import http.cookiejar
 import logging
 from dataclasses import dataclass
 from urllib.parse import urljoin
@@ -17,6 +16,7 @@ from scraper.guard import Blocked, ResolveFailed, Target, UrlGuard
 log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"
 
 
 @dataclass(frozen=True)
@@ -26,38 +26,39 @@ class Fetched:
     charset: str | None
 
 
-def build_client(
-    *, user_agent: str, max_connections: int, connect_timeout: float, read_timeout: float,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """The process's one client: no proxies from the environment, no redirects, no cookies kept.
+def build_transport(*, max_connections: int) -> httpx.AsyncHTTPTransport:
+    """The process's one transport: no proxies from the environment, no idle connections kept.
 
     Idle connections are not kept: each is pinned to an address checked for one host and
     verified for that host's TLS name, so handing it to another host's request is unsafe, and
     httpcore's pool scans every idle connection per request (slow at 100 in flight).
     """
-    no_cookies = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return httpx.AsyncClient(
-        transport=transport,
-        trust_env=False,
-        follow_redirects=False,
-        cookies=no_cookies,
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0),
-        headers={
-            "User-Agent": user_agent,
-            "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1",
-            "Accept-Encoding": ACCEPT_ENCODING,
-        },
-    )
+    return httpx.AsyncHTTPTransport(
+        trust_env=False, limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0))
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    user_agent: str
+    connect_timeout: float
+    read_timeout: float
+    max_bytes: int
+    max_redirects: int
 
 
 class Fetcher:
-    def __init__(self, client: httpx.AsyncClient, guard: UrlGuard, *, max_bytes: int, max_redirects: int) -> None:
-        self._client = client
+    """Fetches through the transport itself, not an httpx client: redirects are followed here and
+    no cookie is ever kept, so the client's layers (redirects, cookies, auth, hooks) would only
+    cost CPU on every URL. The request's headers and timeouts are built once."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, guard: UrlGuard, options: FetchOptions) -> None:
+        self._transport = transport
         self._guard = guard
-        self._max_bytes = max_bytes
-        self._max_redirects = max_redirects
+        self._max_bytes = options.max_bytes
+        self._max_redirects = options.max_redirects
+        self._headers = [("User-Agent", options.user_agent), ("Accept", ACCEPT), ("Accept-Encoding", ACCEPT_ENCODING)]
+        read = options.read_timeout
+        self._timeout = {"connect": options.connect_timeout, "read": read, "write": read, "pool": read}
 
     async def fetch(self, trace: Trace) -> Fetched:
         """Fetch `trace.url`, filling in `trace`; raises FetchFailed."""
@@ -88,14 +89,15 @@ class Fetcher:
 
     async def _send(self, target: Target) -> httpx.Response:
         """GET the target from its checked addresses in turn, trying the next on connect failure."""
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        extensions: dict[str, object] = {"timeout": self._timeout}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
+        headers = [*self._headers, ("Host", target.host_header)]
         failure = "no address"
         for address in target.addresses:
             try:
-                request = self._client.build_request(
-                    "GET", target.url_for(address), headers={"Host": target.host_header}, extensions=extensions
-                )
-                return await self._client.send(request, stream=True)
+                request = httpx.Request("GET", target.url_for(address), headers=headers, extensions=extensions)
+                return await self._transport.handle_async_request(request)
             except httpx.InvalidURL as exc:
                 raise FetchFailed(Outcome.BLOCKED, "malformed URL", BlockReason.MALFORMED_URL) from exc
             except httpx.ConnectError as exc:

@@ -33,8 +33,8 @@ class ScraperSettings(CommonSettings):
     scraper_max_redirects: int = Field(default=5, ge=0)
     scraper_user_agent: str = "genai-scraper/0.1"
 
-    # Extraction (CPU work in a process pool)
-    scraper_extract_workers: int = Field(default=2, ge=1)
+    # Extraction (CPU work in a process pool); 0: one worker per CPU the process may use.
+    scraper_extract_workers: int = Field(default=0, ge=0)
     scraper_max_chars_per_page: int = Field(default=20_000, ge=1)
     # Upper bound on what a request may ask for with max_chars_per_page.
     scraper_max_chars_per_page_limit: int = Field(default=200_000, ge=1)

@@ -21,7 +21,7 @@ from gateway.chat.context import ChatContext, ContextGatherer, ContextRequest
 from gateway.chat.limiter import ConcurrencyLimiter
 from gateway.chat.prompt import build_messages
 from gateway.chat.urls import without_urls
-from gateway.llm import Message
+from gateway.llm import Message, StreamChunk
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,22 @@ class ChatRequest:
     stream_options: dict[str, Any] | None = None
 
 
+class FinalChunk(dict[str, Any]):
+    """The last event of every streamed answer: the chunk that carries its sources."""
+
+
 class ChatStream(Protocol):
+    """The events of a streamed answer: objects, or JSON texts relayed as the LLM sent them; the
+    last one is a FinalChunk."""
+
     @property
     def sources(self) -> int: ...  # how many sources the answer cites
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    def events(self) -> AsyncIterator[dict[str, Any] | bytes]: ...
     async def close(self) -> None: ...
 
 
 class UpstreamStream(Protocol):
-    def chunks(self) -> AsyncIterator[dict[str, Any]]: ...
+    def chunks(self) -> AsyncIterator[StreamChunk]: ...
     async def close(self) -> None: ...
 
 
@@ -72,13 +79,17 @@ class ChatAnswerer:
         return [await self._llm.model()] if self._llm is not None else [RETRIEVAL_ONLY_MODEL]
 
     async def complete(self, request: ChatRequest) -> dict[str, Any]:
-        async with self._limiter.slot():
+        await self._limiter.acquire()
+        try:
             context = await self._gatherer.gather(request.context)
             if self._llm is None:
                 content = await _retrieval_only_answer(context, request)
                 return completion_body(content, RETRIEVAL_ONLY_MODEL, context)
             body = await self._llm.complete(_prompt(request, context), request.params)
-        return {**body, **sources_fields(context)}
+        finally:
+            self._limiter.release()
+        body.update(sources_fields(context))
+        return body
 
     async def open_stream(self, request: ChatRequest) -> ChatStream:
         """Everything that can fail with an HTTP status happens here, before the response starts."""
@@ -109,10 +120,10 @@ async def _retrieval_only_answer(context: ChatContext, request: ChatRequest) -> 
 
 class _StaticStream:
     def __init__(self, chunks: list[dict[str, Any]], sources: int) -> None:
-        self._chunks = chunks
+        self._chunks = [*chunks[:-1], FinalChunk(chunks[-1])]
         self.sources = sources
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
         for item in self._chunks:
             yield item
 
@@ -133,23 +144,27 @@ class _LLMChatStream:
         self._closed = False
         self.sources = len(context.sources)
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """The LLM's chunks, then the sources on the last chunk: the usage chunk that
-        `stream_options.include_usage` asks for (it is the last one by the API), or one of ours."""
-        completion_id, model, created = new_completion_id(), "", int(time.time())
+    async def events(self) -> AsyncIterator[dict[str, Any] | bytes]:
+        """The LLM's chunks as they arrive (their JSON text unchanged when it can be), then the
+        sources on the last chunk: the usage chunk that `stream_options.include_usage` asks for (it
+        is the last one by the API), or one of ours."""
+        completion_id, model, created = "", "", 0
         usage_chunk: dict[str, Any] | None = None
         async for item in self._upstream.chunks():
-            completion_id = item.get("id") or completion_id
-            model = item.get("model") or model
-            created = item.get("created") or created
-            if not item.get("choices") and item.get("usage"):
-                usage_chunk = item if self._usage else None
+            data = item.data
+            completion_id = data.get("id") or completion_id
+            model = data.get("model") or model
+            created = data.get("created") or created
+            if not data.get("choices") and data.get("usage"):
+                usage_chunk = data if self._usage else None
                 continue
-            if not self._usage:
-                item.pop("usage", None)  # `usage: null` on every chunk when usage was asked for
-            yield item
-        last = usage_chunk or chunk(completion_id, model, created, [])
-        yield {**last, **sources_fields(self._context)}
+            if not self._usage and "usage" in data:
+                del data["usage"]  # `usage: null` on every chunk when usage was asked for: encoded again
+                yield data
+            else:
+                yield data if item.raw is None else item.raw
+        last = usage_chunk or chunk(completion_id or new_completion_id(), model, created or int(time.time()), [])
+        yield FinalChunk(last, **sources_fields(self._context))
 
     async def close(self) -> None:
         if self._closed:

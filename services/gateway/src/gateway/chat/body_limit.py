@@ -40,6 +40,15 @@ def _counting(receive: Receive, limit: int) -> Receive:
     return receive_with_limit
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body, refused (413) past `limit` bytes: by its Content-Length before a byte is
+    read, else as it arrives."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    return await Request(request.scope, _counting(request.receive, limit)).body()
+
+
 class BodyLimitedRoute(APIRoute):
     """An APIRoute whose request body may be at most `max_body_bytes` long."""
 

@@ -12,8 +12,6 @@ the client can back off or go to another replica, and the gateway's memory stays
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from genai_common.errors import Saturated
 
@@ -49,11 +47,3 @@ class ConcurrencyLimiter:
     def release(self) -> None:
         self._held -= 1
         self._slots.release()
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
-        try:
-            yield
-        finally:
-            self.release()

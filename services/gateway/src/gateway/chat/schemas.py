@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Fields the gateway handles itself; everything else a client sends goes to the LLM as given.
-OWN_FIELDS = frozenset({"messages", "model", "stream", "stream_options", "n", "genai"})
+OWN_FIELDS = {"messages", "model", "stream", "stream_options", "n", "genai"}
 
 
 class ContentPart(BaseModel):
@@ -64,11 +64,12 @@ class ChatCompletionRequest(BaseModel):
     genai: GenaiOptions = Field(default_factory=GenaiOptions)
 
     def llm_messages(self) -> list[dict[str, Any]]:
-        return [m.model_dump(exclude_none=True) for m in self.messages]
+        messages: list[dict[str, Any]] = self.model_dump(include={"messages"}, exclude_none=True)["messages"]
+        return messages
 
     def llm_params(self) -> dict[str, Any]:
         """The OpenAI fields the client set, for the LLM as given (n=1 is the default there too)."""
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k not in OWN_FIELDS}
+        return self.model_dump(exclude_unset=True, exclude=OWN_FIELDS)
 
 
 class ModelCard(BaseModel):
