@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgenai/events/v1/events.proto\x12\x0fgenai.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x10\x44ocumentUploaded\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x62lob_key\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12/\n\x0buploaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd7\x01\n\x11ImageJobRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\r\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\r\n\x05steps\x18\x07 \x01(\r\x12\x10\n\x08guidance\x18\x08 \x01(\x02\x12\x0c\n\x04seed\x18\t \x01(\x04\x12\x30\n\x0csubmitted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x10TextJobRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x13\n\x0btemperature\x18\x04 \x01(\x02\"$\n\x12JobCancelRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x95\x03\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.genai.events.v1.JobKind\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.genai.events.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\r\x12\r\n\x05stage\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x13\n\x0bresult_keys\x18\x07 \x03(\t\x12\r\n\x05pages\x18\x08 \x01(\r\x12\x0e\n\x06\x63hunks\x18\t \x01(\r\x12\x45\n\rstage_seconds\x18\n \x03(\x0b\x32..genai.events.v1.JobProgress.StageSecondsEntry\x12.\n\nemitted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0boutput_text\x18\x0c \x01(\t\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*a\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_DOCUMENT\x10\x01\x12\x12\n\x0eJOB_KIND_IMAGE\x10\x02\x12\x11\n\rJOB_KIND_TEXT\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgenai/events/v1/events.proto\x12\x0fgenai.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x10\x44ocumentUploaded\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x62lob_key\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x12\n\nmedia_type\x18\x05 \x01(\t\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\x12/\n\x0buploaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06tenant\x18\x08 \x01(\t\"\xd7\x01\n\x11ImageJobRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x17\n\x0fnegative_prompt\x18\x03 \x01(\t\x12\t\n\x01n\x18\x04 \x01(\r\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12\r\n\x05steps\x18\x07 \x01(\r\x12\x10\n\x08guidance\x18\x08 \x01(\x02\x12\x0c\n\x04seed\x18\t \x01(\x04\x12\x30\n\x0csubmitted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"[\n\x10TextJobRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x13\n\x0btemperature\x18\x04 \x01(\x02\"$\n\x12JobCancelRequested\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x95\x03\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.genai.events.v1.JobKind\x12(\n\x05state\x18\x03 \x01(\x0e\x32\x19.genai.events.v1.JobState\x12\x10\n\x08progress\x18\x04 \x01(\r\x12\r\n\x05stage\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x13\n\x0bresult_keys\x18\x07 \x03(\t\x12\r\n\x05pages\x18\x08 \x01(\r\x12\x0e\n\x06\x63hunks\x18\t \x01(\r\x12\x45\n\rstage_seconds\x18\n \x03(\x0b\x32..genai.events.v1.JobProgress.StageSecondsEntry\x12.\n\nemitted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0boutput_text\x18\x0c \x01(\t\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*a\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_DOCUMENT\x10\x01\x12\x12\n\x0eJOB_KIND_IMAGE\x10\x02\x12\x11\n\rJOB_KIND_TEXT\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBPROGRESS_STAGESECONDSENTRY']._loaded_options = None
   _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBKIND']._serialized_start=1022
-  _globals['_JOBKIND']._serialized_end=1119
-  _globals['_JOBSTATE']._serialized_start=1122
-  _globals['_JOBSTATE']._serialized_end=1276
+  _globals['_JOBKIND']._serialized_start=1038
+  _globals['_JOBKIND']._serialized_end=1135
+  _globals['_JOBSTATE']._serialized_start=1138
+  _globals['_JOBSTATE']._serialized_end=1292
   _globals['_DOCUMENTUPLOADED']._serialized_start=83
-  _globals['_DOCUMENTUPLOADED']._serialized_end=263
-  _globals['_IMAGEJOBREQUESTED']._serialized_start=266
-  _globals['_IMAGEJOBREQUESTED']._serialized_end=481
-  _globals['_TEXTJOBREQUESTED']._serialized_start=483
-  _globals['_TEXTJOBREQUESTED']._serialized_end=574
-  _globals['_JOBCANCELREQUESTED']._serialized_start=576
-  _globals['_JOBCANCELREQUESTED']._serialized_end=612
-  _globals['_JOBPROGRESS']._serialized_start=615
-  _globals['_JOBPROGRESS']._serialized_end=1020
-  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_start=969
-  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_end=1020
+  _globals['_DOCUMENTUPLOADED']._serialized_end=279
+  _globals['_IMAGEJOBREQUESTED']._serialized_start=282
+  _globals['_IMAGEJOBREQUESTED']._serialized_end=497
+  _globals['_TEXTJOBREQUESTED']._serialized_start=499
+  _globals['_TEXTJOBREQUESTED']._serialized_end=590
+  _globals['_JOBCANCELREQUESTED']._serialized_start=592
+  _globals['_JOBCANCELREQUESTED']._serialized_end=628
+  _globals['_JOBPROGRESS']._serialized_start=631
+  _globals['_JOBPROGRESS']._serialized_end=1036
+  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_start=985
+  _globals['_JOBPROGRESS_STAGESECONDSENTRY']._serialized_end=1036
 # @@protoc_insertion_point(module_scope)

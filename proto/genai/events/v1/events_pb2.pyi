@@ -37,7 +37,7 @@ JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
 
 class DocumentUploaded(_message.Message):
-    __slots__ = ("document_id", "blob_key", "sha256", "filename", "media_type", "size_bytes", "uploaded_at")
+    __slots__ = ("document_id", "blob_key", "sha256", "filename", "media_type", "size_bytes", "uploaded_at", "tenant")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BLOB_KEY_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class DocumentUploaded(_message.Message):
     MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     UPLOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     blob_key: str
     sha256: str
@@ -52,7 +53,8 @@ class DocumentUploaded(_message.Message):
     media_type: str
     size_bytes: int
     uploaded_at: _timestamp_pb2.Timestamp
-    def __init__(self, document_id: _Optional[str] = ..., blob_key: _Optional[str] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, document_id: _Optional[str] = ..., blob_key: _Optional[str] = ..., sha256: _Optional[str] = ..., filename: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., uploaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class ImageJobRequested(_message.Message):
     __slots__ = ("job_id", "prompt", "negative_prompt", "n", "width", "height", "steps", "guidance", "seed", "submitted_at")

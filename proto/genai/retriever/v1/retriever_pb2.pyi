@@ -19,18 +19,20 @@ SEARCH_MODE_SPARSE: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "score_threshold", "document_ids", "mode")
+    __slots__ = ("query", "top_k", "score_threshold", "document_ids", "mode", "tenant")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     score_threshold: float
     document_ids: _containers.RepeatedScalarFieldContainer[str]
     mode: SearchMode
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., score_threshold: _Optional[float] = ..., document_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., score_threshold: _Optional[float] = ..., document_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("chunk_id", "document_id", "source_name", "page", "chunk_index", "text", "score")
@@ -69,14 +71,16 @@ class Chunk(_message.Message):
     def __init__(self, chunk_index: _Optional[int] = ..., page: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class IndexRequest(_message.Message):
-    __slots__ = ("document_id", "source_name", "chunks")
+    __slots__ = ("document_id", "source_name", "chunks", "tenant")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     source_name: str
     chunks: _containers.RepeatedCompositeFieldContainer[Chunk]
-    def __init__(self, document_id: _Optional[str] = ..., source_name: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[Chunk, _Mapping]]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, document_id: _Optional[str] = ..., source_name: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[Chunk, _Mapping]]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class IndexResponse(_message.Message):
     __slots__ = ("indexed",)
