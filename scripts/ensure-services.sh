@@ -55,6 +55,11 @@ if ! port_open 5672; then
   [ -n "$started" ] || { echo "RabbitMQ did not start within 60 s" >&2; exit 1; }
 fi
 
+# A broker that raised a resource alarm blocks every publisher until it clears: put the memory
+# watermark and disk limit back to RabbitMQ's defaults (an experiment may have lowered them).
+rabbitmqctl -q set_vm_memory_high_watermark 0.4 >/dev/null 2>&1 || true
+rabbitmqctl -q set_disk_free_limit 50MB >/dev/null 2>&1 || true
+
 loopback_plugin_conf
 if ! port_open 15692; then
   echo "enabling RabbitMQ's Prometheus plugin on 127.0.0.1:15692" >&2
