@@ -1,0 +1,294 @@
+"""The store adapter for one machine: the Qdrant engine embedded in this process (Qdrant Edge).
+
+Every `qdrant_edge` call of the service is in this module (Edge is in beta; its version is pinned).
+The shard lives under `<QDRANT_PATH>/edge/<collection>/shard`, the collection's identity (model,
+dimension, sparse scheme) beside it in `identity.json`. Edge calls block: they run on a bounded
+thread pool under a deadline, writes one at a time. Inserted points land in a plain segment,
+searched exactly (in Rust: about 6 ms at 50,000 384-d points on 2 cores). Building the HNSW index
+(`EdgeShard.optimize`) holds Python's GIL for its whole run (minutes at 100,000 points: measured,
+the process's other threads did not run once), which would freeze the server; so it only runs
+when `optimize_after` > 0 (points since the last run), in the background. One process owns a
+shard: a second retriever on the same path cannot open it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import qdrant_edge as edge
+
+from genai_common.errors import DeadlineExceeded
+from retriever.domain import DEFAULT_TENANT, ChunkRecord, CollectionIdentity, ScoredChunk, SparseVector
+from retriever.local_mode import refuse_local_mode_data
+from retriever.store import (
+    DENSE,
+    DOCUMENT_FIELD,
+    SCROLL_PAGE,
+    SPARSE,
+    TENANT_FIELD,
+    UPSERT_BATCH,
+    HybridQuery,
+    check_identity,
+    identity_record,
+    payload,
+    scored,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _documents(document_ids: Sequence[str]) -> edge.FieldCondition:
+    return edge.FieldCondition(key=DOCUMENT_FIELD, match=edge.MatchAny(any=list(document_ids)))
+
+
+def _tenant_condition(tenant: str) -> edge.FieldCondition | edge.Filter:
+    """The tenant's chunks; the default tenant also owns chunks stored before tenants existed."""
+    own = edge.FieldCondition(key=TENANT_FIELD, match=edge.MatchValue(value=tenant))
+    if tenant != DEFAULT_TENANT:
+        return own
+    return edge.Filter(should=[own, edge.IsEmptyCondition(key=TENANT_FIELD)])
+
+
+def _search_filter(tenant: str, document_ids: Sequence[str], *more: Any) -> edge.Filter:
+    must: list[Any] = [_tenant_condition(tenant), *more]
+    if document_ids:
+        must.append(_documents(document_ids))
+    return edge.Filter(must=must)
+
+
+def _sparse(vector: SparseVector) -> edge.SparseVector:
+    return edge.SparseVector(indices=list(vector.indices), values=list(vector.values))
+
+
+def _point(record: ChunkRecord) -> edge.Point:
+    return edge.Point(id=record.id, vector={DENSE: list(map(float, record.dense)), SPARSE: _sparse(record.sparse)},
+                      payload=payload(record))
+
+
+def _fusion(query: HybridQuery) -> Any:
+    if query.fusion == "rrf":
+        return edge.Fusion.Rrf(k=query.rrf_k, weights=list(query.weights))
+    return edge.Fusion.Dbsf()
+
+
+def _config(identity: CollectionIdentity, optimize_after: int) -> edge.EdgeConfig:
+    # Below the indexing threshold a segment stays plain (exact search, cheap inserts); the
+    # optimiser indexes bigger ones. 384-d float32 is 1.5 KiB a point.
+    threshold_kb = max(1, (optimize_after or 20_000) * identity.embedding_dim * 4 // 1024)
+    return edge.EdgeConfig(
+        vectors={DENSE: edge.EdgeVectorParams(size=identity.embedding_dim, distance=edge.Distance.Cosine)},
+        sparse_vectors={SPARSE: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)},
+        optimizers=edge.EdgeOptimizersConfig(indexing_threshold=threshold_kb),
+    )
+
+
+class EdgeChunkStore:
+    """Chunks in an embedded Qdrant shard under `path`; `open()` first, `close()` last."""
+
+    def __init__(
+        self, *, collection: str, path: str, timeout: float = 30.0, threads: int = 4, optimize_after: int = 0,
+    ) -> None:
+        self._collection = collection
+        self._throwaway = path == ":memory:"  # a shard in a temporary directory, removed at close
+        self._root = Path(tempfile.mkdtemp(prefix="edge-")) if self._throwaway else Path(path)
+        self._directory = self._root / "edge" / collection
+        self._timeout = timeout
+        self._threads = threads
+        self._optimize_after = optimize_after
+        self._shard: edge.EdgeShard | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._optimizer_pool: ThreadPoolExecutor | None = None
+        self._write_lock = asyncio.Lock()
+        self._unoptimized = 0
+        self._optimizing: asyncio.Task[None] | None = None
+
+    @property
+    def collection(self) -> str:
+        return self._collection
+
+    async def open(self, identity: CollectionIdentity) -> None:
+        """Open (or create) the shard; refuse one built with another model, or old local-mode data."""
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=f"edge-{self._collection}")
+        self._optimizer_pool = ThreadPoolExecutor(1, thread_name_prefix=f"edge-optimize-{self._collection}")
+        try:
+            self._shard = await self._blocking(lambda: self._load(identity))
+        except BaseException:
+            await self.close()
+            raise
+        self._unoptimized = self._shard.info().points_count  # an unindexed backlog gets indexed soon
+        self._maybe_optimize()
+
+    def _load(self, identity: CollectionIdentity) -> edge.EdgeShard:
+        shard_path = self._directory / "shard"
+        identity_path = self._directory / "identity.json"
+        if identity_path.exists():
+            check_identity(self._collection, json.loads(identity_path.read_text()), identity)
+        else:
+            refuse_local_mode_data(self._root, self._collection)
+            self._directory.mkdir(parents=True, exist_ok=True)
+            staged = identity_path.with_suffix(".tmp")
+            staged.write_text(json.dumps(identity_record(identity)))
+            os.replace(staged, identity_path)
+        config = _config(identity, self._optimize_after)
+        if (shard_path / "segments").exists() or (shard_path / "wal").exists():
+            shard = edge.EdgeShard.load(str(shard_path), config)
+        else:
+            shard = edge.EdgeShard.create(str(shard_path), config)
+            log.info("created collection", extra={"collection": self._collection, **identity_record(identity)})
+        indexed = shard.info().payload_schema
+        if DOCUMENT_FIELD not in indexed:
+            shard.update(edge.UpdateOperation.create_field_index(DOCUMENT_FIELD, edge.PayloadSchemaType.Keyword))
+        if TENANT_FIELD not in indexed:
+            shard.update(edge.UpdateOperation.create_field_index(TENANT_FIELD, edge.KeywordIndexParams(is_tenant=True)))
+        return shard
+
+    async def close(self) -> None:
+        if self._optimizing is not None:
+            with contextlib.suppress(Exception):
+                await self._optimizing  # an optimisation under way finishes on its thread; wait for it
+        shard, self._shard = self._shard, None
+        if shard is not None and self._pool is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, shard.close)
+        for pool in (self._pool, self._optimizer_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._pool = self._optimizer_pool = None
+        if self._throwaway:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    async def _blocking(self, call: Callable[[], T]) -> T:
+        """Run a blocking Edge call on the pool, under the deadline."""
+        if self._pool is None:
+            raise RuntimeError("vector store is not open")
+        future = asyncio.get_running_loop().run_in_executor(self._pool, call)
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(f"vector store did not answer within {self._timeout:g}s") from exc
+
+    def _open_shard(self) -> edge.EdgeShard:
+        if self._shard is None:
+            raise RuntimeError("vector store is not open")
+        return self._shard
+
+    async def upsert(self, records: Sequence[ChunkRecord]) -> None:
+        shard = self._open_shard()
+        async with self._write_lock:
+            for start in range(0, len(records), UPSERT_BATCH):
+                operation = edge.UpdateOperation.upsert_points([_point(r) for r in records[start:start + UPSERT_BATCH]])
+                await self._blocking(functools.partial(shard.update, operation))
+        self._unoptimized += len(records)
+        self._maybe_optimize()
+
+    def _maybe_optimize(self) -> None:
+        """Index in the background once enough points have arrived since the last optimisation."""
+        if not self._optimize_after or self._unoptimized < self._optimize_after or self._optimizer_pool is None:
+            return
+        if self._optimizing is not None and not self._optimizing.done():
+            return
+        self._unoptimized = 0
+        self._optimizing = asyncio.create_task(self._optimize(), name=f"edge-optimize-{self._collection}")
+
+    async def _optimize(self) -> None:
+        shard, pool = self._open_shard(), self._optimizer_pool
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            changed = await loop.run_in_executor(pool, shard.optimize)
+        except Exception:
+            log.exception("optimising the shard failed; searches stay exact until the next try")
+            return
+        log.info("optimised the shard", extra={"collection": self._collection, "changed": changed,
+                                               "seconds": round(loop.time() - started, 2)})
+        self._maybe_optimize()  # points that arrived meanwhile
+
+    async def search_dense(
+        self, vector: Sequence[float], *, limit: int, tenant: str = DEFAULT_TENANT, document_ids: Sequence[str] = (),
+        score_threshold: float | None = None,
+    ) -> list[ScoredChunk]:
+        query = edge.Query.Nearest(list(map(float, vector)), using=DENSE)
+        return await self._query(edge.QueryRequest(
+            limit=limit, query=query, filter=_search_filter(tenant, document_ids), score_threshold=score_threshold,
+            with_payload=True))
+
+    async def search_sparse(
+        self, vector: SparseVector, *, limit: int, tenant: str = DEFAULT_TENANT, document_ids: Sequence[str] = (),
+        score_threshold: float | None = None,
+    ) -> list[ScoredChunk]:
+        if not vector.indices:
+            return []
+        query = edge.Query.Nearest(_sparse(vector), using=SPARSE)
+        return await self._query(edge.QueryRequest(
+            limit=limit, query=query, filter=_search_filter(tenant, document_ids), score_threshold=score_threshold,
+            with_payload=True))
+
+    async def search_hybrid(
+        self, query: HybridQuery, *, limit: int, tenant: str = DEFAULT_TENANT, document_ids: Sequence[str] = (),
+    ) -> list[ScoredChunk]:
+        """Dense and sparse candidates fused by the engine, in one call."""
+        where = _search_filter(tenant, document_ids)
+        prefetches = [edge.Prefetch(limit=query.candidates, filter=where,
+                                    query=edge.Query.Nearest(list(map(float, query.dense)), using=DENSE))]
+        if query.sparse.indices:
+            prefetches.append(edge.Prefetch(limit=query.candidates, filter=where,
+                                            query=edge.Query.Nearest(_sparse(query.sparse), using=SPARSE)))
+        return await self._query(edge.QueryRequest(
+            limit=limit, prefetches=prefetches, query=_fusion(query), filter=where, with_payload=True))
+
+    async def dense_scores(
+        self, vector: Sequence[float], ids: Sequence[str], *, tenant: str = DEFAULT_TENANT,
+    ) -> dict[str, float]:
+        """The cosine of `vector` with each of the tenant's chunks `ids` (missing ids are left out)."""
+        if not ids:
+            return {}
+        only = _search_filter(tenant, (), edge.HasIdCondition(point_ids=set(ids)))
+        hits = await self._query(edge.QueryRequest(
+            limit=len(ids), query=edge.Query.Nearest(list(map(float, vector)), using=DENSE), filter=only,
+            with_payload=True))
+        return {hit.id: hit.score for hit in hits}
+
+    async def _query(self, request: edge.QueryRequest) -> list[ScoredChunk]:
+        shard = self._open_shard()
+        points = await self._blocking(lambda: shard.query(request))
+        return [scored(p.id, p.payload, p.score) for p in points]
+
+    async def delete_document(self, document_id: str) -> int:
+        """Delete every chunk of `document_id`; returns how many there were."""
+        shard = self._open_shard()
+        selector = edge.Filter(must=[_documents([document_id])])
+        async with self._write_lock:
+            counted = await self._blocking(lambda: shard.count(edge.CountRequest(exact=True, filter=selector)))
+            if counted:
+                await self._blocking(lambda: shard.update(edge.UpdateOperation.delete_points_by_filter(selector)))
+        return counted
+
+    async def chunk_ids(self, document_id: str) -> list[str]:
+        """The point ids of `document_id`, in chunk order."""
+        shard = self._open_shard()
+        selector = edge.Filter(must=[_documents([document_id])])
+        found: list[tuple[int, str]] = []
+        offset: Any = None
+        while True:
+            request = edge.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=selector,
+                                         with_payload=["chunk_index"])
+            points, offset = await self._blocking(functools.partial(shard.scroll, request))
+            found.extend((int((p.payload or {}).get("chunk_index", 0)), str(p.id)) for p in points)
+            if offset is None:
+                return [point_id for _, point_id in sorted(found)]
+
+    async def count(self) -> int:
+        shard = self._open_shard()
+        return await self._blocking(lambda: shard.count(edge.CountRequest(exact=True)))
