@@ -231,3 +231,30 @@ async def test_an_unreachable_qdrant_server_is_reported_as_unavailable() -> None
     with pytest.raises(Unavailable) as caught:
         await store.open(MINILM)
     assert "vector store unavailable" in caught.value.message
+
+
+async def test_the_embedded_engine_indexes_a_copy_in_the_background_and_keeps_writes_made_meanwhile(
+    tmp_path: Path,
+) -> None:
+    store = EdgeChunkStore(collection="chunks", path=str(tmp_path), threads=2, optimize_after=300)
+    await store.open(MINILM)
+    try:
+        await store.upsert([record(f"d{i // 10}", i % 10, [1, i, 0, 0]) for i in range(300)])  # starts a run
+        await store.upsert([record("late", 0, [0, 0, 1, 0])])  # while the copy is being optimised
+        assert await store.delete_document("d0") == 10
+        assert (await store.search_dense([0, 0, 1, 0], limit=1))[0].document_id == "late"  # searchable meanwhile
+        await store.settle()
+        assert await store.count() == 291
+        assert (await store.search_dense([0, 0, 1, 0], limit=1))[0].document_id == "late"
+        assert await store.chunk_ids("d0") == []
+        assert await store.chunk_ids("d29") == [chunk_point_id("d29", i) for i in range(10)]
+    finally:
+        await store.close()
+    shards = sorted(p.name for p in (tmp_path / "edge" / "chunks").glob("shard*"))
+    assert shards == [(tmp_path / "edge" / "chunks" / "current").read_text()]  # the swapped-in copy only
+    reopened = EdgeChunkStore(collection="chunks", path=str(tmp_path))
+    await reopened.open(MINILM)
+    try:
+        assert await reopened.count() == 291
+    finally:
+        await reopened.close()

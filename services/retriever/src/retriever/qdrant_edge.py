@@ -5,10 +5,12 @@ The shard lives under `<QDRANT_PATH>/edge/<collection>/shard`, the collection's 
 dimension, sparse scheme) beside it in `identity.json`. Edge calls block: they run on a bounded
 thread pool under a deadline, writes one at a time. Inserted points land in a plain segment,
 searched exactly (in Rust: about 6 ms at 50,000 384-d points on 2 cores). Building the HNSW index
-(`EdgeShard.optimize`) holds Python's GIL for its whole run (minutes at 100,000 points: measured,
-the process's other threads did not run once), which would freeze the server; so it only runs
-when `optimize_after` > 0 (points since the last run), in the background. One process owns a
-shard: a second retriever on the same path cannot open it.
+(`EdgeShard.optimize`) holds Python's GIL for its whole run (minutes at 100,000 points; measured:
+no other thread of the process ran once meanwhile), so it never runs in the server's process:
+once `optimize_after` new points have arrived, the shard is flushed and copied (writes wait for
+the copy, searches do not), a child process optimises the copy, and the copy is swapped in after
+the writes made meanwhile are replayed on it. One process owns a shard: a second retriever on
+the same path is not supported (a Qdrant server is, via QDRANT_URL).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -99,7 +103,7 @@ class EdgeChunkStore:
     """Chunks in an embedded Qdrant shard under `path`; `open()` first, `close()` last."""
 
     def __init__(
-        self, *, collection: str, path: str, timeout: float = 30.0, threads: int = 4, optimize_after: int = 0,
+        self, *, collection: str, path: str, timeout: float = 30.0, threads: int = 4, optimize_after: int = 20_000,
     ) -> None:
         self._collection = collection
         self._throwaway = path == ":memory:"  # a shard in a temporary directory, removed at close
@@ -109,9 +113,12 @@ class EdgeChunkStore:
         self._threads = threads
         self._optimize_after = optimize_after
         self._shard: edge.EdgeShard | None = None
+        self._shard_dir = self._directory / "shard"
         self._pool: ThreadPoolExecutor | None = None
-        self._optimizer_pool: ThreadPoolExecutor | None = None
         self._write_lock = asyncio.Lock()
+        self._reads: dict[int, int] = {}  # id(shard) -> calls in flight on it
+        self._reads_done = asyncio.Condition()
+        self._journal: list[edge.UpdateOperation] | None = None  # writes made while a copy is optimised
         self._unoptimized = 0
         self._optimizing: asyncio.Task[None] | None = None
 
@@ -122,31 +129,33 @@ class EdgeChunkStore:
     async def open(self, identity: CollectionIdentity) -> None:
         """Open (or create) the shard; refuse one built with another model, or old local-mode data."""
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix=f"edge-{self._collection}")
-        self._optimizer_pool = ThreadPoolExecutor(1, thread_name_prefix=f"edge-optimize-{self._collection}")
         try:
             self._shard = await self._blocking(lambda: self._load(identity))
         except BaseException:
             await self.close()
             raise
-        self._unoptimized = self._shard.info().points_count  # an unindexed backlog gets indexed soon
+        info = self._shard.info()  # dense + sparse count as indexed once optimised: a backlog gets indexed soon
+        self._unoptimized = max(0, 2 * info.points_count - info.indexed_vectors_count)
         self._maybe_optimize()
 
     def _load(self, identity: CollectionIdentity) -> edge.EdgeShard:
-        shard_path = self._directory / "shard"
         identity_path = self._directory / "identity.json"
         if identity_path.exists():
             check_identity(self._collection, json.loads(identity_path.read_text()), identity)
         else:
             refuse_local_mode_data(self._root, self._collection)
             self._directory.mkdir(parents=True, exist_ok=True)
-            staged = identity_path.with_suffix(".tmp")
-            staged.write_text(json.dumps(identity_record(identity)))
-            os.replace(staged, identity_path)
+            _write_atomically(identity_path, json.dumps(identity_record(identity)))
+        current = self._directory / "current"
+        self._shard_dir = self._directory / (current.read_text().strip() if current.exists() else "shard")
+        for stale in self._directory.glob("shard*"):  # copies left by an optimisation cut short
+            if stale != self._shard_dir:
+                shutil.rmtree(stale, ignore_errors=True)
         config = _config(identity, self._optimize_after)
-        if (shard_path / "segments").exists() or (shard_path / "wal").exists():
-            shard = edge.EdgeShard.load(str(shard_path), config)
+        if (self._shard_dir / "segments").exists() or (self._shard_dir / "wal").exists():
+            shard = edge.EdgeShard.load(str(self._shard_dir), config)
         else:
-            shard = edge.EdgeShard.create(str(shard_path), config)
+            shard = edge.EdgeShard.create(str(self._shard_dir), config)
             log.info("created collection", extra={"collection": self._collection, **identity_record(identity)})
         indexed = shard.info().payload_schema
         if DOCUMENT_FIELD not in indexed:
@@ -157,15 +166,15 @@ class EdgeChunkStore:
 
     async def close(self) -> None:
         if self._optimizing is not None:
-            with contextlib.suppress(Exception):
-                await self._optimizing  # an optimisation under way finishes on its thread; wait for it
+            self._optimizing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._optimizing
         shard, self._shard = self._shard, None
         if shard is not None and self._pool is not None:
             await asyncio.get_running_loop().run_in_executor(self._pool, shard.close)
-        for pool in (self._pool, self._optimizer_pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self._pool = self._optimizer_pool = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._pool = None
         if self._throwaway:
             shutil.rmtree(self._root, ignore_errors=True)
 
@@ -184,18 +193,41 @@ class EdgeChunkStore:
             raise RuntimeError("vector store is not open")
         return self._shard
 
-    async def upsert(self, records: Sequence[ChunkRecord]) -> None:
+    async def _read(self, call: Callable[[edge.EdgeShard], T]) -> T:
+        """`call` on the current shard, which stays open until it returns (a swap waits for it)."""
         shard = self._open_shard()
+        self._reads[id(shard)] = self._reads.get(id(shard), 0) + 1
+        try:
+            return await self._blocking(functools.partial(call, shard))
+        finally:
+            self._reads[id(shard)] -= 1
+            async with self._reads_done:
+                self._reads_done.notify_all()
+
+    async def _write(self, operation: edge.UpdateOperation) -> None:
+        """Apply `operation` (the caller holds the write lock); journaled while a copy is optimised."""
+        shard = self._open_shard()
+        await self._blocking(functools.partial(shard.update, operation))
+        if self._journal is not None:
+            self._journal.append(operation)
+
+    async def upsert(self, records: Sequence[ChunkRecord]) -> None:
+        self._open_shard()
         async with self._write_lock:
             for start in range(0, len(records), UPSERT_BATCH):
-                operation = edge.UpdateOperation.upsert_points([_point(r) for r in records[start:start + UPSERT_BATCH]])
-                await self._blocking(functools.partial(shard.update, operation))
+                await self._write(edge.UpdateOperation.upsert_points(
+                    [_point(r) for r in records[start:start + UPSERT_BATCH]]))
         self._unoptimized += len(records)
         self._maybe_optimize()
 
+    async def settle(self) -> None:
+        """Wait until no optimisation is under way (benchmarks and tests measure the settled shard)."""
+        while self._optimizing is not None and not self._optimizing.done():
+            await asyncio.shield(self._optimizing)
+
     def _maybe_optimize(self) -> None:
         """Index in the background once enough points have arrived since the last optimisation."""
-        if not self._optimize_after or self._unoptimized < self._optimize_after or self._optimizer_pool is None:
+        if not self._optimize_after or self._unoptimized < self._optimize_after or self._shard is None:
             return
         if self._optimizing is not None and not self._optimizing.done():
             return
@@ -203,15 +235,38 @@ class EdgeChunkStore:
         self._optimizing = asyncio.create_task(self._optimize(), name=f"edge-optimize-{self._collection}")
 
     async def _optimize(self) -> None:
-        shard, pool = self._open_shard(), self._optimizer_pool
+        """Build the indexes on a copy of the shard in a child process (optimising holds the GIL for
+        minutes), then swap it in: the writes made meanwhile are replayed on it first."""
         loop = asyncio.get_running_loop()
         started = loop.time()
+        copy = self._directory / f"shard-{time.time_ns()}"
         try:
-            changed = await loop.run_in_executor(pool, shard.optimize)
-        except Exception:
-            log.exception("optimising the shard failed; searches stay exact until the next try")
+            async with self._write_lock:
+                await self._blocking(self._open_shard().flush)
+                await self._blocking(functools.partial(shutil.copytree, self._shard_dir, copy))
+                self._journal = []
+            await _optimize_in_child(copy)
+            async with self._write_lock:
+                optimised = await self._blocking(functools.partial(edge.EdgeShard.load, str(copy)))
+                for operation in self._journal:
+                    await self._blocking(functools.partial(optimised.update, operation))
+                old, old_dir = self._open_shard(), self._shard_dir
+                self._shard, self._shard_dir, self._journal = optimised, copy, None
+                await self._blocking(functools.partial(_write_atomically, self._directory / "current", copy.name))
+        except Exception:  # the copy is dropped; the next run starts again from the live shard
+            log.exception("optimising the shard failed; new points stay searched exactly until the next try")
+            self._journal = None
+            await self._blocking(functools.partial(shutil.rmtree, copy, ignore_errors=True))
             return
-        log.info("optimised the shard", extra={"collection": self._collection, "changed": changed,
+        except BaseException:  # closing: a copy left behind is removed at the next open
+            self._journal = None
+            raise
+        async with self._reads_done:  # searches already running on the old shard finish first
+            await self._reads_done.wait_for(lambda: not self._reads.get(id(old)))
+        self._reads.pop(id(old), None)
+        await self._blocking(old.close)
+        await self._blocking(functools.partial(shutil.rmtree, old_dir, ignore_errors=True))
+        log.info("optimised the shard", extra={"collection": self._collection,
                                                "seconds": round(loop.time() - started, 2)})
         self._maybe_optimize()  # points that arrived meanwhile
 
@@ -261,34 +316,68 @@ class EdgeChunkStore:
         return {hit.id: hit.score for hit in hits}
 
     async def _query(self, request: edge.QueryRequest) -> list[ScoredChunk]:
-        shard = self._open_shard()
-        points = await self._blocking(lambda: shard.query(request))
+        points = await self._read(lambda shard: shard.query(request))
         return [scored(p.id, p.payload, p.score) for p in points]
 
     async def delete_document(self, document_id: str) -> int:
         """Delete every chunk of `document_id`; returns how many there were."""
-        shard = self._open_shard()
         selector = edge.Filter(must=[_documents([document_id])])
         async with self._write_lock:
-            counted = await self._blocking(lambda: shard.count(edge.CountRequest(exact=True, filter=selector)))
+            counted = await self._read(lambda shard: shard.count(edge.CountRequest(exact=True, filter=selector)))
             if counted:
-                await self._blocking(lambda: shard.update(edge.UpdateOperation.delete_points_by_filter(selector)))
+                await self._write(edge.UpdateOperation.delete_points_by_filter(selector))
         return counted
 
     async def chunk_ids(self, document_id: str) -> list[str]:
         """The point ids of `document_id`, in chunk order."""
-        shard = self._open_shard()
         selector = edge.Filter(must=[_documents([document_id])])
         found: list[tuple[int, str]] = []
         offset: Any = None
         while True:
             request = edge.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=selector,
                                          with_payload=["chunk_index"])
-            points, offset = await self._blocking(functools.partial(shard.scroll, request))
+            points, offset = await self._read(functools.partial(_scroll, request=request))
             found.extend((int((p.payload or {}).get("chunk_index", 0)), str(p.id)) for p in points)
             if offset is None:
                 return [point_id for _, point_id in sorted(found)]
 
     async def count(self) -> int:
-        shard = self._open_shard()
-        return await self._blocking(lambda: shard.count(edge.CountRequest(exact=True)))
+        return await self._read(lambda shard: shard.count(edge.CountRequest(exact=True)))
+
+
+def _scroll(shard: edge.EdgeShard, *, request: edge.ScrollRequest) -> tuple[list[edge.Record], Any]:
+    return shard.scroll(request)
+
+
+async def _optimize_in_child(path: Path) -> None:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "retriever.qdrant_edge", "optimize", str(path),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, errors = await child.communicate()
+    except BaseException:
+        child.kill()
+        await child.wait()
+        raise
+    if child.returncode != 0:
+        raise RuntimeError(f"optimiser exited {child.returncode}: {errors.decode(errors='replace')[-2000:]}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    staged = path.with_suffix(".tmp")
+    staged.write_text(text)
+    os.replace(staged, path)
+
+
+def optimize_copy(path: str) -> None:
+    """Build the indexes of the shard at `path` (run in a child process: it holds the GIL throughout)."""
+    shard = edge.EdgeShard.load(path)
+    try:
+        shard.optimize()
+        shard.flush()
+    finally:
+        shard.close()
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "optimize":
+    optimize_copy(sys.argv[2])

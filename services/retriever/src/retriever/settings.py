@@ -36,10 +36,10 @@ class RetrieverSettings(CommonSettings):
     qdrant_shard_number: int = Field(1, ge=1)
     qdrant_replication_factor: int = Field(1, ge=1)
     # The embedded engine: threads running its (blocking) calls, and how many new points make a
-    # background run build the HNSW index (0 = never: points are searched exactly, in Rust; a run
-    # holds the GIL, so the retriever stops answering while it lasts: see retriever.qdrant_edge).
+    # child process build the HNSW index on a copy of the shard, swapped in when done (0 = never:
+    # points are searched exactly, in Rust). See retriever.qdrant_edge.
     qdrant_edge_threads: int = Field(4, ge=1, le=64)
-    qdrant_edge_optimize_after_points: int = Field(0, ge=0)
+    qdrant_edge_optimize_after_points: int = Field(20_000, ge=0)
 
     # Search. Hybrid measured best on SciFact (bench/retrieval_modes.py).
     retriever_search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
