@@ -242,21 +242,21 @@ class EdgeChunkStore:
         copy = self._directory / f"shard-{time.time_ns()}"
         try:
             async with self._write_lock:
-                await self._blocking(self._open_shard().flush)
-                await self._blocking(functools.partial(shutil.copytree, self._shard_dir, copy))
+                await self._maintain(self._open_shard().flush)
+                await self._maintain(functools.partial(shutil.copytree, self._shard_dir, copy))
                 self._journal = []
             await _optimize_in_child(copy)
+            optimised = await self._maintain(functools.partial(edge.EdgeShard.load, str(copy)))
+            replayed = await self._replay(optimised, 0)  # catch up without holding writes back...
             async with self._write_lock:
-                optimised = await self._blocking(functools.partial(edge.EdgeShard.load, str(copy)))
-                for operation in self._journal:
-                    await self._blocking(functools.partial(optimised.update, operation))
+                await self._replay(optimised, replayed)  # ...then the last few, and swap
                 old, old_dir = self._open_shard(), self._shard_dir
                 self._shard, self._shard_dir, self._journal = optimised, copy, None
-                await self._blocking(functools.partial(_write_atomically, self._directory / "current", copy.name))
+                await self._maintain(functools.partial(_write_atomically, self._directory / "current", copy.name))
         except Exception:  # the copy is dropped; the next run starts again from the live shard
             log.exception("optimising the shard failed; new points stay searched exactly until the next try")
             self._journal = None
-            await self._blocking(functools.partial(shutil.rmtree, copy, ignore_errors=True))
+            await self._maintain(functools.partial(shutil.rmtree, copy, ignore_errors=True))
             return
         except BaseException:  # closing: a copy left behind is removed at the next open
             self._journal = None
@@ -264,11 +264,25 @@ class EdgeChunkStore:
         async with self._reads_done:  # searches already running on the old shard finish first
             await self._reads_done.wait_for(lambda: not self._reads.get(id(old)))
         self._reads.pop(id(old), None)
-        await self._blocking(old.close)
-        await self._blocking(functools.partial(shutil.rmtree, old_dir, ignore_errors=True))
+        await self._maintain(old.close)
+        await self._maintain(functools.partial(shutil.rmtree, old_dir, ignore_errors=True))
         log.info("optimised the shard", extra={"collection": self._collection,
                                                "seconds": round(loop.time() - started, 2)})
         self._maybe_optimize()  # points that arrived meanwhile
+
+    async def _replay(self, shard: edge.EdgeShard, start: int) -> int:
+        """Apply the journaled writes from `start` on to `shard`; returns how many are applied in all."""
+        journal = self._journal or []
+        while start < len(journal):
+            await self._maintain(functools.partial(shard.update, journal[start]))
+            start += 1
+        return start
+
+    async def _maintain(self, call: Callable[[], T]) -> T:
+        """A maintenance step of the background index build: on the pool, without the per-call deadline."""
+        if self._pool is None:
+            raise RuntimeError("vector store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     async def search_dense(
         self, vector: Sequence[float], *, limit: int, tenant: str = DEFAULT_TENANT, document_ids: Sequence[str] = (),
