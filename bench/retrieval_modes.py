@@ -1,8 +1,9 @@
 """nDCG@10 of the retriever's search modes (dense, sparse, hybrid) on BEIR SciFact.
 
 Indexes the 5,183 abstracts (one chunk each: title + " " + text) through the retriever's own domain
-classes (Retriever over QdrantChunkStore in local ":memory:" mode, the bundled MiniLM, Bm25Encoder),
-with the service's default settings, then runs the queries of each split in each mode.
+classes (Retriever over the embedded engine's store in a throwaway shard, the bundled MiniLM,
+Bm25Encoder), with the service's default settings, then runs the queries of each split in each mode,
+and hybrid once more fused by the engine in one query (RETRIEVER_HYBRID_IN_ENGINE).
 Baselines: our dense (MiniLM) and sparse (BM25) modes measured in this run, and the published
 references in reference-scores.json. Fusion settings are tuned on TRAIN only (`--tune` prints the
 sweep); dev is reported, never tuned on. Exits non-zero if the best mode or the default mode
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import os
 import re
@@ -40,9 +42,10 @@ import scifact_data  # noqa: E402
 from retriever.app import build_config, build_sparse_encoder  # noqa: E402
 from retriever.domain import ChunkInput, CollectionIdentity, ScoredChunk, SearchMode, SparseVector  # noqa: E402
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device  # noqa: E402
+from retriever.qdrant_edge import EdgeChunkStore  # noqa: E402
 from retriever.retrieval import Retriever, RetrieverConfig  # noqa: E402
 from retriever.settings import RetrieverSettings  # noqa: E402
-from retriever.store import QdrantChunkStore  # noqa: E402
+from retriever.store import ChunkStore  # noqa: E402
 
 TARGET = 0.70
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,33 +99,34 @@ class CachingEmbedder:
 
 
 class MemoStore:
-    """The ChunkStore protocol over QdrantChunkStore, remembering search results per exact request.
-
-    Local-mode sparse search is pure Python (~0.2 s a query at 5k chunks); with every mode asking
-    for the same 100 candidates, each query costs one dense and one sparse store call in all.
+    """The ChunkStore protocol over a store, remembering search results per exact request: with
+    every mode asking for the same 100 candidates, each query costs one dense and one sparse store
+    call in all (engine-fused hybrid queries go straight through).
     """
 
-    def __init__(self, inner: QdrantChunkStore) -> None:
+    def __init__(self, inner: ChunkStore) -> None:
         self._inner = inner
         self._memo: dict[tuple, list[ScoredChunk]] = {}
 
     def __getattr__(self, name: str):  # upsert, dense_scores, delete_document, chunk_ids  # noqa: ANN204
         return getattr(self._inner, name)
 
-    async def search_dense(self, vector: Sequence[float], *, limit: int, document_ids: Sequence[str] = (),
+    async def search_dense(self, vector: Sequence[float], *, limit: int, tenant: str = "default",
+                           document_ids: Sequence[str] = (),
                            score_threshold: float | None = None) -> list[ScoredChunk]:
-        key = ("dense", tuple(vector), limit, tuple(document_ids), score_threshold)
+        key = ("dense", tuple(vector), limit, tenant, tuple(document_ids), score_threshold)
         if key not in self._memo:
             self._memo[key] = await self._inner.search_dense(
-                vector, limit=limit, document_ids=document_ids, score_threshold=score_threshold)
+                vector, limit=limit, tenant=tenant, document_ids=document_ids, score_threshold=score_threshold)
         return self._memo[key]
 
-    async def search_sparse(self, vector: SparseVector, *, limit: int, document_ids: Sequence[str] = (),
-                            score_threshold: float | None = None) -> list[ScoredChunk]:
-        key = ("sparse", vector, limit, tuple(document_ids), score_threshold)
+    async def search_sparse(self, vector: SparseVector, *, limit: int, tenant: str = "default",
+                            document_ids: Sequence[str] = (),
+                           score_threshold: float | None = None) -> list[ScoredChunk]:
+        key = ("sparse", vector, limit, tenant, tuple(document_ids), score_threshold)
         if key not in self._memo:
             self._memo[key] = await self._inner.search_sparse(
-                vector, limit=limit, document_ids=document_ids, score_threshold=score_threshold)
+                vector, limit=limit, tenant=tenant, document_ids=document_ids, score_threshold=score_threshold)
         return self._memo[key]
 
 
@@ -196,7 +200,7 @@ async def main(args: argparse.Namespace) -> int:
     queries = [q for split in splits for q in split.queries.values()]
     await embedder.embed(queries)
     sparse = build_sparse_encoder(settings)
-    store = QdrantChunkStore(collection="scifact", path=":memory:")
+    store = EdgeChunkStore(collection="scifact", path=":memory:")
     await store.open(CollectionIdentity(embedder.model_name, embedder.dimension, sparse.name))
     try:
         parts = {"embedder": embedder, "sparse": sparse, "store": MemoStore(store)}
@@ -207,6 +211,7 @@ async def main(args: argparse.Namespace) -> int:
               f"hybrid {settings.retriever_hybrid_fusion} weights {settings.retriever_dense_weight}/"
               f"{settings.retriever_sparse_weight})", flush=True)
         scores: dict[SearchMode, dict[str, float]] = {mode: {} for mode in SearchMode}
+        engine_scores: dict[str, dict[str, float]] = {}
         for split in splits:
             for mode in SearchMode:
                 started = time.perf_counter()
@@ -214,10 +219,23 @@ async def main(args: argparse.Namespace) -> int:
                 scores[mode][split.name] = scifact_data.ndcg_at_10(run, split.qrels)
                 print(f"  {split.name:<5} {mode.value:<6} {scores[mode][split.name]:.4f} "
                       f"({time.perf_counter() - started:.0f}s)", flush=True)
+            started = time.perf_counter()
+            for fusion in ("dbsf", "rrf"):
+                engine = Retriever(**parts, config=dataclasses.replace(
+                    retriever.config, hybrid_in_engine=True, hybrid_fusion=fusion))
+                fused = scifact_data.ndcg_at_10(await run_split(engine, split, SearchMode.HYBRID, CANDIDATES),
+                                                split.qrels)
+                engine_scores.setdefault(fusion, {})[split.name] = fused
+                print(f"  {split.name:<5} hybrid fused in the engine ({fusion}) {fused:.4f} "
+                      f"({time.perf_counter() - started:.0f}s)", flush=True)
         if args.tune and not args.quick:
             await tune(parts, retriever.config, splits[0])
     finally:
         await store.close()
+    for fusion, by_split in engine_scores.items():
+        print(f"hybrid fused in the engine ({fusion}): " + ", ".join(f"{n} {v:.4f}" for n, v in by_split.items())
+              + " vs in the retriever (" + settings.retriever_hybrid_fusion + "): "
+              + ", ".join(f"{n} {v:.4f}" for n, v in scores[SearchMode.HYBRID].items()))
     return report(scores, [s.name for s in splits], settings.retriever_search_mode)
 
 

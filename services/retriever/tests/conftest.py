@@ -1,4 +1,4 @@
-"""Fixtures of the retriever's tests: the real model (once per session), Qdrant :memory:, an in-process server."""
+"""Fixtures of the retriever's tests: the real model (once per session), a throwaway shard, an in-process server."""
 
 from __future__ import annotations
 

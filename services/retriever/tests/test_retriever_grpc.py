@@ -1,4 +1,4 @@
-"""RetrieverService over a real in-process grpc.aio server, the real MiniLM model and Qdrant :memory:."""
+"""RetrieverService over a real in-process grpc.aio server, the real MiniLM model and the embedded engine."""
 
 from __future__ import annotations
 
@@ -39,15 +39,15 @@ PETS = ["The feline slept peacefully on the woven rug by the fireplace.", "Dogs 
 TIMEOUT = 30
 
 
-def index_request(document_id: str, texts: list[str], source: str | None = None) -> pb.IndexRequest:
+def index_request(document_id: str, texts: list[str], source: str | None = None, tenant: str = "") -> pb.IndexRequest:
     return pb.IndexRequest(
         document_id=document_id, source_name=source or f"{document_id}.pdf",
-        chunks=[pb.Chunk(chunk_index=i, page=i + 1, text=t) for i, t in enumerate(texts)],
+        chunks=[pb.Chunk(chunk_index=i, page=i + 1, text=t) for i, t in enumerate(texts)], tenant=tenant,
     )
 
 
-async def index(stub: pb_grpc.RetrieverServiceStub, document_id: str, texts: list[str]) -> int:
-    reply = await stub.Index(index_request(document_id, texts), timeout=TIMEOUT)
+async def index(stub: pb_grpc.RetrieverServiceStub, document_id: str, texts: list[str], tenant: str = "") -> int:
+    reply = await stub.Index(index_request(document_id, texts, tenant=tenant), timeout=TIMEOUT)
     return reply.indexed
 
 
@@ -87,6 +87,24 @@ async def test_document_filter_restricts_hits_to_those_documents(stub) -> None:
         assert {h.document_id for h in reply.hits} <= {"manual"}
     reply = await search(stub, "bake bread in the oven", top_k=10, document_ids=["manual", "recipes"])
     assert reply.hits[0].document_id == "recipes"
+
+
+async def test_each_tenant_searches_only_its_own_chunks(stub) -> None:
+    await index(stub, "acme-manual", MANUAL, tenant="acme")
+    await index(stub, "globex-manual", MANUAL, tenant="globex")
+    await index(stub, "shared-recipes", RECIPES)  # no tenant: the default one
+    query = "how do I restart my router?"
+    for mode in (pb.SEARCH_MODE_DENSE, pb.SEARCH_MODE_SPARSE, pb.SEARCH_MODE_HYBRID):
+        for tenant, document in (("acme", "acme-manual"), ("globex", "globex-manual"), ("", "shared-recipes"),
+                                 ("default", "shared-recipes")):
+            hits = (await search(stub, query + " bake bread", top_k=20, mode=mode, tenant=tenant)).hits
+            assert hits and {h.document_id for h in hits} == {document}, (mode, tenant)
+        # Another tenant's document named explicitly is still out of reach.
+        assert not (await search(stub, query, mode=mode, tenant="acme", document_ids=["globex-manual"])).hits
+        assert not (await search(stub, query, mode=mode, tenant="initech")).hits
+    # The threshold path (dense cosines of fused hits) stays inside the tenant too.
+    hybrid = await search(stub, query, top_k=20, mode=pb.SEARCH_MODE_HYBRID, tenant="acme", score_threshold=-1)
+    assert {h.document_id for h in hybrid.hits} == {"acme-manual"}
 
 
 async def test_score_threshold_drops_weak_hits(stub) -> None:
@@ -149,7 +167,9 @@ async def test_a_paraphrase_is_found_by_dense_and_hybrid_where_sparse_has_no_ter
     pb.SearchRequest(query="router", score_threshold=float("nan")),
     pb.SearchRequest(query="router", document_ids=[""]),
     pb.SearchRequest(query="router", mode=42),  # type: ignore[arg-type]
-], ids=["empty", "blank", "top_k", "nan", "empty-doc-id", "unknown-mode"])
+    pb.SearchRequest(query="router", tenant="   "),
+    pb.SearchRequest(query="router", tenant="t" * 257),
+], ids=["empty", "blank", "top_k", "nan", "empty-doc-id", "unknown-mode", "blank-tenant", "long-tenant"])
 async def test_bad_search_is_invalid_argument(stub, request_: pb.SearchRequest) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Search(request_, timeout=TIMEOUT)

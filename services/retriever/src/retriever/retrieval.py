@@ -8,14 +8,23 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from genai_common.errors import InvalidInput
-from retriever.domain import ChunkInput, ChunkRecord, ScoredChunk, SearchMode, SparseVector, chunk_point_id
+from retriever.domain import (
+    DEFAULT_TENANT,
+    ChunkInput,
+    ChunkRecord,
+    ScoredChunk,
+    SearchMode,
+    SparseVector,
+    chunk_point_id,
+)
 from retriever.fusion import distribution_score_fusion, reciprocal_rank_fusion
 from retriever.metrics import RetrieverMetrics
+from retriever.store import ChunkStore, HybridQuery
 
 
 class Embedder(Protocol):
@@ -31,18 +40,6 @@ class SparseEncoder(Protocol):
     def name(self) -> str: ...
     def encode_documents(self, texts: Sequence[str]) -> list[SparseVector]: ...
     def encode_query(self, text: str) -> SparseVector: ...
-
-
-class ChunkStore(Protocol):
-    async def upsert(self, records: Sequence[ChunkRecord]) -> None: ...
-    async def search_dense(self, vector: Sequence[float], *, limit: int, document_ids: Sequence[str] = (),
-                           score_threshold: float | None = None) -> list[ScoredChunk]: ...
-    async def search_sparse(self, vector: SparseVector, *, limit: int, document_ids: Sequence[str] = (),
-                            score_threshold: float | None = None) -> list[ScoredChunk]: ...
-    async def dense_scores(self, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]: ...
-    async def delete_document(self, document_id: str) -> int: ...
-    async def chunk_ids(self, document_id: str) -> list[str]: ...
-    async def count(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +59,8 @@ class RetrieverConfig:
     sparse_weight: float = 1.0
     rrf_k: float = 60.0
     hybrid_candidates: int = 100
+    # Fuse in the vector store, in one query (prefetch + fusion), instead of two queries fused here.
+    hybrid_in_engine: bool = False
 
     def __post_init__(self) -> None:
         if self.hybrid_fusion not in ("dbsf", "rrf"):
@@ -96,13 +95,17 @@ class Retriever:
     def config(self) -> RetrieverConfig:
         return self._config
 
-    async def index(self, document_id: str, source_name: str, chunks: Sequence[ChunkInput]) -> int:
-        """Embed and upsert `chunks`; re-indexing a chunk overwrites its point (ids are deterministic).
+    async def index(
+        self, document_id: str, source_name: str, chunks: Sequence[ChunkInput], *, tenant: str = "",
+    ) -> int:
+        """Embed and upsert `chunks` as `tenant`'s ("" = the default tenant); re-indexing a chunk
+        overwrites its point (ids are deterministic).
 
         Chunks of the document that are not in `chunks` are left alone: a large document may arrive
         in several requests. DeleteDocument first to replace a document wholesale.
         """
         self._check_id(document_id, "document_id")
+        tenant = self._tenant(tenant)
         self._check_chunks(chunks)
         texts = [c.text for c in chunks]
         dense = await self._embedder.embed(texts)
@@ -110,7 +113,7 @@ class Retriever:
         records = [
             ChunkRecord(
                 id=chunk_point_id(document_id, c.chunk_index), document_id=document_id, source_name=source_name,
-                page=c.page, chunk_index=c.chunk_index, text=c.text, dense=d, sparse=s,
+                page=c.page, chunk_index=c.chunk_index, text=c.text, dense=d, sparse=s, tenant=tenant,
             )
             for c, d, s in zip(chunks, dense, sparse, strict=True)
         ]
@@ -121,44 +124,58 @@ class Retriever:
 
     async def search(
         self, query: str, *, top_k: int = 0, score_threshold: float | None = None,
-        document_ids: Sequence[str] = (), mode: SearchMode | None = None,
+        document_ids: Sequence[str] = (), mode: SearchMode | None = None, tenant: str = "",
     ) -> SearchResult:
+        """Only `tenant`'s chunks are searched ("" = the default tenant, which also owns chunks
+        stored before tenants existed)."""
         top_k = self._check_search(query, top_k, score_threshold, document_ids)
+        tenant = self._tenant(tenant)
         mode = mode or self._config.default_mode
         started = time.perf_counter()
         try:
             if mode is SearchMode.DENSE:
                 vector = await self._embed_query(query)
                 hits = await self._store.search_dense(
-                    vector, limit=top_k, document_ids=document_ids, score_threshold=score_threshold)
+                    vector, limit=top_k, tenant=tenant, document_ids=document_ids, score_threshold=score_threshold)
             elif mode is SearchMode.SPARSE:
                 hits = await self._store.search_sparse(
-                    self._sparse.encode_query(query), limit=top_k, document_ids=document_ids,
+                    self._sparse.encode_query(query), limit=top_k, tenant=tenant, document_ids=document_ids,
                     score_threshold=score_threshold)
             else:
-                hits = await self._hybrid(query, top_k, score_threshold, document_ids)
+                hits = await self._hybrid(query, top_k, score_threshold, tenant, document_ids)
         finally:
             if self._metrics is not None:
                 self._metrics.search_seconds.labels(mode.value).observe(time.perf_counter() - started)
         return SearchResult(mode, hits)
 
     async def _hybrid(
-        self, query: str, top_k: int, score_threshold: float | None, document_ids: Sequence[str],
+        self, query: str, top_k: int, score_threshold: float | None, tenant: str, document_ids: Sequence[str],
     ) -> list[ScoredChunk]:
         vector = await self._embed_query(query)
         limit = max(self._config.hybrid_candidates, top_k)
+        if self._config.hybrid_in_engine and score_threshold is None:
+            return await self._store.search_hybrid(
+                self._hybrid_query(vector, self._sparse.encode_query(query), limit), limit=top_k, tenant=tenant,
+                document_ids=document_ids)
         dense, sparse = await asyncio.gather(
-            self._store.search_dense(vector, limit=limit, document_ids=document_ids),
-            self._store.search_sparse(self._sparse.encode_query(query), limit=limit, document_ids=document_ids),
+            self._store.search_dense(vector, limit=limit, tenant=tenant, document_ids=document_ids),
+            self._store.search_sparse(self._sparse.encode_query(query), limit=limit, tenant=tenant,
+                                      document_ids=document_ids),
         )
         by_id = {hit.id: hit for hit in (*sparse, *dense)}
         fused = self.fuse(dense, sparse)
         if score_threshold is not None:
             cosine = {h.id: h.score for h in dense}
             unscored = [chunk_id for chunk_id, _ in fused if chunk_id not in cosine]
-            cosine.update(await self._store.dense_scores(vector, unscored))
+            cosine.update(await self._store.dense_scores(vector, unscored, tenant=tenant))
             fused = [(chunk_id, s) for chunk_id, s in fused if cosine.get(chunk_id, -math.inf) >= score_threshold]
         return [dataclasses.replace(by_id[chunk_id], score=s) for chunk_id, s in fused[:top_k]]
+
+    def _hybrid_query(self, vector: Sequence[float], sparse: SparseVector, candidates: int) -> HybridQuery:
+        cfg = self._config
+        fusion: Literal["dbsf", "rrf"] = "rrf" if cfg.hybrid_fusion == "rrf" else "dbsf"
+        return HybridQuery(dense=vector, sparse=sparse, candidates=candidates, fusion=fusion,
+                           rrf_k=round(cfg.rrf_k), weights=(cfg.dense_weight, cfg.sparse_weight))
 
     def fuse(self, dense: Sequence[ScoredChunk], sparse: Sequence[ScoredChunk]) -> list[tuple[str, float]]:
         """(chunk id, fused score), best first, from the dense and sparse hits of one query."""
@@ -183,6 +200,12 @@ class Retriever:
 
     async def _embed_query(self, query: str) -> list[float]:
         return (await self._embedder.embed([query]))[0].tolist()
+
+    def _tenant(self, tenant: str) -> str:
+        if not tenant:
+            return DEFAULT_TENANT
+        self._check_id(tenant, "tenant")
+        return tenant
 
     def _check_id(self, value: str, field: str) -> None:
         if not value or not value.strip():

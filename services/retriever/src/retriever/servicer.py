@@ -46,13 +46,14 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
         result = await self._retriever.search(
             request.query, top_k=request.top_k,
             score_threshold=request.score_threshold if request.HasField("score_threshold") else None,
-            document_ids=list(request.document_ids), mode=mode_from_pb(request.mode),
+            document_ids=list(request.document_ids), mode=mode_from_pb(request.mode), tenant=request.tenant,
         )
         return pb.SearchResponse(hits=[hit_to_pb(h) for h in result.hits], mode=_MODE_TO_PB[result.mode])
 
     async def Index(self, request: pb.IndexRequest, context: grpc.aio.ServicerContext) -> pb.IndexResponse:
         chunks = [ChunkInput(chunk_index=c.chunk_index, page=c.page, text=c.text) for c in request.chunks]
-        indexed = await self._retriever.index(request.document_id, request.source_name, chunks)
+        indexed = await self._retriever.index(request.document_id, request.source_name, chunks,
+                                              tenant=request.tenant)
         return pb.IndexResponse(indexed=indexed)
 
     async def DeleteDocument(

@@ -22,7 +22,8 @@ class RetrieverSettings(CommonSettings):
     # Encodes running at once; unset: 1 on CPU (torch uses every core already), 2 on a GPU.
     embedding_concurrency: int | None = Field(None, ge=1, le=64)
 
-    # Vector store: a Qdrant server when QDRANT_URL is set, else local mode under QDRANT_PATH (":memory:" works).
+    # Vector store: a Qdrant server when QDRANT_URL is set, else the Qdrant engine embedded in this
+    # process (Qdrant Edge) with its shard under QDRANT_PATH (":memory:": a throwaway shard, removed at exit).
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
     qdrant_path: str = "./var/qdrant"
@@ -34,6 +35,11 @@ class RetrieverSettings(CommonSettings):
     # spread over the nodes, each held by replication_factor nodes). Local mode has one shard.
     qdrant_shard_number: int = Field(1, ge=1)
     qdrant_replication_factor: int = Field(1, ge=1)
+    # The embedded engine: threads running its (blocking) calls, and how many new points make a
+    # child process build the HNSW index on a copy of the shard, swapped in when done (0 = never:
+    # points are searched exactly, in Rust). See retriever.qdrant_edge.
+    qdrant_edge_threads: int = Field(4, ge=1, le=64)
+    qdrant_edge_optimize_after_points: int = Field(20_000, ge=0)
 
     # Search. Hybrid measured best on SciFact (bench/retrieval_modes.py).
     retriever_search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
@@ -46,6 +52,8 @@ class RetrieverSettings(CommonSettings):
     retriever_sparse_weight: float = Field(1.0, ge=0)
     retriever_rrf_k: float = Field(60.0, ge=0)
     retriever_hybrid_candidates: int = Field(100, ge=1, le=1000)
+    # Hybrid fused by the vector store in one query (prefetch + fusion) instead of two queries fused here.
+    retriever_hybrid_in_engine: bool = False
 
     # BM25 term weights for the sparse vectors (avg_len: the typical chunk length in terms).
     retriever_bm25_k1: float = Field(1.2, ge=0)
