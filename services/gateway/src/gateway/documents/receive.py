@@ -95,21 +95,29 @@ def _part_name(disposition: str) -> str | None:
 
 
 def _callbacks(state: _PartState) -> MultipartCallbacks:
+    # The limits are checked inside the parser's callbacks: raising there stops it at once, in the
+    # middle of a network chunk (a 64 KiB chunk of empty parts would otherwise cost ~90 ms).
     def on_part_begin() -> None:
         state.disposition = ""
         state.in_file = False
         state.parts += 1
         state.header_bytes = 0
+        if state.parts > MAX_PARTS:
+            raise InvalidInput(f"the form has more than {MAX_PARTS} parts", code="too_many_parts")
+
+    def count_header(length: int) -> None:
+        state.header_bytes += length
+        if state.header_bytes > MAX_PART_HEADER_BYTES:
+            raise InvalidInput(f"a part's headers are longer than {MAX_PART_HEADER_BYTES} bytes",
+                               code="part_headers_too_large")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
-        state.header_bytes += end - start
-        if state.header_bytes <= MAX_PART_HEADER_BYTES:
-            state.header_field += data[start:end]
+        count_header(end - start)
+        state.header_field += data[start:end]
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
-        state.header_bytes += end - start
-        if state.header_bytes <= MAX_PART_HEADER_BYTES:
-            state.header_value += data[start:end]
+        count_header(end - start)
+        state.header_value += data[start:end]
 
     def on_header_end() -> None:
         if bytes(state.header_field).lower() == b"content-disposition":
@@ -157,11 +165,6 @@ async def receive_file(body: AsyncIterator[bytes], content_type: str, sink: Blob
             raise InvalidInput(f"malformed multipart body: {exc}") from exc
         if state.field_bytes > MAX_FIELD_BYTES:
             raise InvalidInput("form fields other than `file` are too large")
-        if state.parts > MAX_PARTS:
-            raise InvalidInput(f"the form has more than {MAX_PARTS} parts", code="too_many_parts")
-        if state.header_bytes > MAX_PART_HEADER_BYTES:
-            raise InvalidInput(f"a part's headers are longer than {MAX_PART_HEADER_BYTES} bytes",
-                               code="part_headers_too_large")
         for piece in state.pending:
             size += len(piece)
             if size > max_bytes:
