@@ -120,9 +120,12 @@ class ApiKeyAuth:
 
 
 def principal_of(request: Request) -> Principal:
-    """The caller gateway.intake authenticated (the anonymous default tenant when it did not run)."""
+    """The caller gateway.intake authenticated. A route it did not run for (one outside /v1) has
+    no caller: refused, rather than taken for the default tenant."""
     principal = request.scope.get(SCOPE_KEY)
-    return principal if isinstance(principal, Principal) else ANONYMOUS
+    if not isinstance(principal, Principal):
+        raise Unauthenticated("this route takes no API key", code="invalid_api_key")
+    return principal
 
 
 async def _caller(request: Request) -> Principal:
