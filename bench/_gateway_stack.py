@@ -58,7 +58,10 @@ class BenchStack:
             "LLM_MODEL": "fake-model", "GATEWAY_API_KEYS": API_KEY, "SCRAPER_ADDR": f"127.0.0.1:{free_port()}",
             "RETRIEVER_ADDR": retriever or f"127.0.0.1:{free_port()}",
             "DATABASE_URL": f"sqlite+aiosqlite:///{self._tmp}/gateway-{port}.db",
-            "BLOB_STORE_URL": f"file://{self._tmp}/blobs", **env,
+            "BLOB_STORE_URL": f"file://{self._tmp}/blobs",
+            # One bench key sends far more than any per-key quota: measure the gateway, not its limits.
+            "GATEWAY_KEY_REQUESTS_PER_MINUTE": "0", "GATEWAY_KEY_MAX_CHATS": "0", "GATEWAY_MAX_IN_FLIGHT": "0",
+            **env,
         }
         service = start("gateway", settings, self._tmp / f"gateway-{port}.log",
                         lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), self._stack)

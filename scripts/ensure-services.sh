@@ -2,7 +2,8 @@
 # Makes sure what the platform and its tests use on this machine is installed and answering:
 #   RabbitMQ on 127.0.0.1:5672, with its Prometheus plugin on 127.0.0.1:15692 (the ops check scrapes it);
 #   Prometheus and promtool (Debian's package; the ops check starts its own server, nothing runs here);
-#   Chromium, for the web console's browser tests.
+#   Chromium, for the web console's browser tests;
+#   Redis on 127.0.0.1:6379 (the gateway's per-key limits shared by replicas; their tests skip without it).
 # PostgreSQL is optional: its tests skip when none answers.
 set -euo pipefail
 
@@ -59,6 +60,18 @@ fi
 # watermark and disk limit back to RabbitMQ's defaults (an experiment may have lowered them).
 rabbitmqctl -q set_vm_memory_high_watermark 0.4 >/dev/null 2>&1 || true
 rabbitmqctl -q set_disk_free_limit 50MB >/dev/null 2>&1 || true
+
+if ! port_open 6379; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "Redis is not installed; installing it from Debian's packages" >&2
+    install redis-server || echo "Redis could not be installed: the tests that need it skip" >&2
+  fi
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "starting Redis on 127.0.0.1:6379" >&2
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save "" --appendonly no >/dev/null
+    for _ in $(seq 1 20); do port_open 6379 && break; sleep 0.5; done
+  fi
+fi
 
 loopback_plugin_conf
 if ! port_open 15692; then

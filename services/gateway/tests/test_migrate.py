@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import inspect, text
 
-from gateway.db import migrate, open_engine
+from gateway.db import alembic_config, migrate, open_engine, session_factory
+from gateway.documents.store import DocumentStore
+from gateway.jobs.store import JobStore
 from gateway.migrate import SchemaNotReady, applied_revisions, ensure_schema, newest_revisions, wait_for_schema
 from gateway.settings import GatewaySettings
 
@@ -64,3 +67,28 @@ async def test_a_waiting_replica_starts_once_the_migration_has_run(tmp_path: Pat
 async def test_one_machine_migrates_at_start(tmp_path: Path) -> None:
     await ensure_schema(GatewaySettings(database_url=_url(tmp_path)))
     assert {"documents", "jobs"} <= await _tables(_url(tmp_path))
+
+
+async def test_records_from_before_tenants_belong_to_the_default_tenant(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0001_documents")
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0002_jobs")
+    engine = open_engine(url)
+    try:
+        async with engine.begin() as connection:  # rows as the gateway wrote them before tenants
+            await connection.execute(text(
+                "INSERT INTO documents (id, name, media_type, size_bytes, sha256, blob_key, status, stage, progress,"
+                " reason, pages, chunks, stage_seconds, published, vectors_purged, created_at, updated_at)"
+                " VALUES ('doc-old', 'old.txt', 'text/plain', 3, '', 'documents/doc-old', 'indexed', '', 100, '',"
+                " 0, 1, '{}', 1, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+            await connection.execute(text(
+                "INSERT INTO jobs (id, kind, status, progress, stage, params, result_keys, error, idempotency_key,"
+                " batch_index, created_at, updated_at) VALUES ('job-old', 'image', 'queued', 0, '', '{}', '[]', '',"
+                " 'key-old', 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        await migrate(url)
+        sessions = session_factory(engine)
+        assert (await DocumentStore(sessions).get("default", "doc-old")).name == "old.txt"
+        assert await JobStore(sessions).get("job-old", "default") is not None
+        assert await JobStore(sessions).get("job-old", "team-a") is None
+    finally:
+        await engine.dispose()

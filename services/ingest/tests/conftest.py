@@ -35,9 +35,13 @@ class FakeIndexer:
     fail: bool = False
     refuse: bool = False
     gate: asyncio.Event | None = None
+    # The tenant each document was indexed for (the retriever filters searches on it).
+    tenants: dict[str, str] = field(default_factory=dict)
 
-    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk]) -> int:
+    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk],
+                    tenant: str = "default") -> int:
         self.calls += 1
+        self.tenants[document_id] = tenant
         if self.gate is not None:
             await self.gate.wait()
         if self.fail:

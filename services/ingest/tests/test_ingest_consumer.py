@@ -160,3 +160,15 @@ async def test_the_wait_since_the_upload_is_measured_once_per_document(ingest_ri
 def _wait_samples() -> tuple[float, float]:
     return (REGISTRY.get_sample_value("ingest_queue_wait_seconds_count") or 0.0,
             REGISTRY.get_sample_value("ingest_queue_wait_seconds_sum") or 0.0)
+
+
+async def test_the_tenant_of_the_upload_is_indexed_with_its_chunks(ingest_rig) -> None:
+    await ingest_rig.start()
+    mine, legacy = new_id(), new_id()
+    await ingest_rig.blobs.put(f"documents/{mine}", TEXT.encode())
+    await ingest_rig.publish(events_pb2.DocumentUploaded(document_id=mine, blob_key=f"documents/{mine}",
+                                                         media_type="text/plain", tenant="team-a"))
+    await ingest_rig.upload(legacy, TEXT.encode())  # an event from before tenants: no tenant field
+    for doc in (mine, legacy):
+        assert (await ingest_rig.wait_for(doc, {SUCCEEDED, FAILED})).state == SUCCEEDED
+    assert ingest_rig.indexer.tenants == {mine: "team-a", legacy: "default"}

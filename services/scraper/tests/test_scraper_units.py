@@ -42,6 +42,16 @@ def test_addresses_are_classified_by_what_they_reach(address, reach):
     assert classify(ipaddress.ip_address(address)).reach is reach
 
 
+@pytest.mark.parametrize("address", [
+    # Parts of these count as global in Python's ipaddress before the CVE-2024-4032 fix (3.11.7).
+    "192.0.0.1", "192.0.0.9", "192.0.0.10", "192.0.0.171", "192.0.0.255", "3fff::1", "3fff:fff::1",
+    "::ffff:192.0.0.9", "64:ff9b::c000:9", "2002:c000:9::1",
+    "192.0.2.1", "198.18.0.1", "198.51.100.7", "203.0.113.9", "240.0.0.1", "2001:db8::1", "5f00::1",
+])
+def test_special_purpose_ranges_are_never_public_on_any_python(address):
+    assert classify(ipaddress.ip_address(address)).reach is not Reach.PUBLIC
+
+
 def test_comma_separated_settings_are_parsed(monkeypatch):
     monkeypatch.setenv("SCRAPER_ALLOWED_PORTS", "80, 443,8080")
     monkeypatch.setenv("SCRAPER_ALLOWLIST", "intranet.example, 10.0.0.0/8,")

@@ -10,6 +10,7 @@ client. `code` is a short machine-readable reason (`file_too_large`, `llm_timeou
 | PayloadTooLarge (an InvalidInput) | 413 | INVALID_ARGUMENT |
 | UnsupportedMediaType (an InvalidInput) | 415 | INVALID_ARGUMENT |
 | ValidationFailed (an InvalidInput) | 422 | INVALID_ARGUMENT |
+| RequestTimeout (an InvalidInput) | 408 | INVALID_ARGUMENT |
 | Unauthenticated | 401 | UNAUTHENTICATED |
 | NotFound | 404 | NOT_FOUND |
 | Conflict | 409 | FAILED_PRECONDITION |
@@ -49,6 +50,10 @@ class UnsupportedMediaType(InvalidInput):
 
 class ValidationFailed(InvalidInput):
     """A well-formed request with a field that breaks a rule (too many items, a reused key...)."""
+
+
+class RequestTimeout(InvalidInput):
+    """The client took longer than allowed to send its request (a slow upload)."""
 
 
 class Unauthenticated(ServiceError):

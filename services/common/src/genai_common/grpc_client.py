@@ -9,6 +9,7 @@ and reach replicas an autoscaler added. A plain `host:port` target resolves thro
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,8 @@ from genai_common.errors import (
 )
 from genai_common.grpc_server import REQUEST_ID_KEY
 from genai_common.logging import request_id_var
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -78,10 +81,28 @@ def open_channel(
     )
 
 
+# Codes a peer's own servicer sets from a ServiceError, whose message is meant for clients.
+_MEANT_FOR_CLIENTS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                                grpc.StatusCode.FAILED_PRECONDITION})
+
+
+_PLAIN = {grpc.StatusCode.DEADLINE_EXCEEDED: "did not answer in time", grpc.StatusCode.RESOURCE_EXHAUSTED: "busy",
+          grpc.StatusCode.UNAUTHENTICATED: "refused the call"}
+
+
 def error_from_rpc(exc: grpc.aio.AioRpcError, peer: str) -> ServiceError:
-    """Translate a failed call into the caller's error hierarchy (the inverse of the server's map)."""
+    """Translate a failed call into the caller's error hierarchy (the inverse of the server's map).
+
+    Transport and server failures carry details a client must never see (peer addresses, DNS and
+    TLS errors, stack fragments): those are logged here, with the request id, and the error says
+    only which peer failed and how.
+    """
     code = exc.code()
-    detail = f"{peer}: {exc.details() or code.name}"
+    if code in _MEANT_FOR_CLIENTS:
+        detail = f"{peer}: {exc.details() or code.name}"
+    else:
+        log.warning("%s call failed: %s: %s", peer, code.name, exc.details())
+        detail = f"{peer}: {_PLAIN.get(code, 'unavailable')}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded(detail)
     if code == grpc.StatusCode.INVALID_ARGUMENT:

@@ -14,14 +14,16 @@ from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from gateway.auth import ApiKeyAuth
+from gateway.auth import ApiKeyAuth, read_key_file
 from gateway.chat.lane import chat_lane
 from gateway.chat.routes import router as chat_router
 from gateway.console import mount_console
 from gateway.deps import ResourcesDep
 from gateway.documents.routes import router as documents_router
 from gateway.errors import install_error_handlers
+from gateway.intake import BodyCaps, Intake
 from gateway.jobs.routes import router as jobs_router
+from gateway.limits.wiring import open_admission
 from gateway.metrics import initialise_http
 from gateway.middleware import RequestContextMiddleware
 from gateway.settings import GatewaySettings
@@ -63,12 +65,31 @@ async def _database_ok(resources: Resources) -> bool:
         return False
 
 
+# An upload's multipart body may exceed its file part by this much (boundaries, part headers, fields).
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+
+
+def _auth(settings: GatewaySettings) -> ApiKeyAuth:
+    hashed = read_key_file(settings.gateway_api_keys_file) if settings.gateway_api_keys_file else []
+    return ApiKeyAuth(settings.gateway_api_keys, hashed)
+
+
+def _body_caps(settings: GatewaySettings) -> BodyCaps:
+    return BodyCaps(json_bytes=settings.gateway_json_max_bytes, chat_bytes=settings.gateway_chat_max_bytes,
+                    upload_bytes=settings.upload_max_bytes + MULTIPART_OVERHEAD_BYTES,
+                    upload_seconds=settings.gateway_upload_timeout_seconds)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
+    auth = _auth(settings)
+    admission, close_admission = open_admission(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not settings.gateway_api_keys:
+        if not auth.enabled:
             log.warning("GATEWAY_API_KEYS is unset: the /v1 API accepts requests without a key")
         async with AsyncExitStack() as stack:
+            stack.push_async_callback(close_admission)
             app.state.resources = await open_resources(settings, stack)
             yield
 
@@ -76,15 +97,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # would otherwise ask OpenTelemetry's global providers on every request whether it is on.
     app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
+    # Every /v1 request: the key (its tenant), the limits and the body cap, before any body is read
+    # or any route runs (gateway.intake); inside the request context, so refusals carry the id.
+    app.add_middleware(Intake, auth=auth, admission=admission, caps=_body_caps(settings))
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
-    # Every /v1 route of every feature needs a key when GATEWAY_API_KEYS is set.
-    auth = ApiKeyAuth(settings.gateway_api_keys)
-    require_key = Depends(auth)
+    require_key = Depends(auth)  # documents the bearer scheme; the check ran in Intake
     # First of all routes, so ahead of its declared route (which documents it): POST
-    # /v1/chat/completions served without FastAPI's per-request work, the key checked the same way
-    # (gateway.chat.lane).
-    app.router.routes.insert(0, chat_lane(auth))
+    # /v1/chat/completions served without FastAPI's per-request work (gateway.chat.lane).
+    app.router.routes.insert(0, chat_lane())
     for router in (chat_router, documents_router, jobs_router):
         app.include_router(router, dependencies=[require_key])
     app.include_router(ops)

@@ -11,12 +11,13 @@ translate it, so an error a route did not expect still gets its own status, neve
 | PayloadTooLarge | 413 | invalid_request_error |
 | UnsupportedMediaType | 415 | invalid_request_error |
 | ValidationFailed | 422 | invalid_request_error |
+| RequestTimeout | 408 | invalid_request_error |
 | Unauthenticated | 401 (+ WWW-Authenticate) | authentication_error |
 | NotFound | 404 | not_found_error |
 | Conflict | 409 | conflict_error |
-| RateLimited (Saturated too) | 429 + Retry-After | rate_limit_error |
+| RateLimited (Saturated too) | 429 + Retry-After (+ retry-after-ms) | rate_limit_error |
 | UpstreamError | 502 | api_error |
-| Unavailable | 503 (+ Retry-After when known) | service_unavailable |
+| Unavailable | 503 (+ Retry-After, retry-after-ms when known) | service_unavailable |
 | DeadlineExceeded | 504 | timeout_error |
 """
 
@@ -38,6 +39,7 @@ from genai_common.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     ServiceError,
     Unauthenticated,
     Unavailable,
@@ -55,6 +57,7 @@ _HTTP: dict[type[ServiceError], tuple[int, str]] = {
     PayloadTooLarge: (413, "invalid_request_error"),
     UnsupportedMediaType: (415, "invalid_request_error"),
     ValidationFailed: (422, "invalid_request_error"),
+    RequestTimeout: (408, "invalid_request_error"),
     Unauthenticated: (401, "authentication_error"),
     NotFound: (404, "not_found_error"),
     Conflict: (409, "conflict_error"),
@@ -95,10 +98,11 @@ def service_error_body(exc: ServiceError) -> dict[str, Any]:
 def _headers(exc: ServiceError) -> dict[str, str] | None:
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, RateLimited):
-        return {"Retry-After": retry_after_header(exc.retry_after)}
-    if isinstance(exc, Unavailable) and exc.retry_after is not None:
-        return {"Retry-After": retry_after_header(exc.retry_after)}
+    retry_after = exc.retry_after if isinstance(exc, (RateLimited, Unavailable)) else None
+    if retry_after is not None:
+        # Whole seconds as HTTP says, and the exact wait in milliseconds as OpenAI's clients read it.
+        return {"Retry-After": retry_after_header(retry_after),
+                "retry-after-ms": str(max(1, round(retry_after * 1000)))}
     return None
 
 

@@ -69,11 +69,12 @@ class RetrieverClient:
 
     async def search(self, query: str, *, top_k: int, score_threshold: float | None = None,
                      document_ids: Sequence[str] = (), mode: str | None = None,
-                     deadline: float | None = None) -> list[Passage]:
+                     deadline: float | None = None, tenant: str = "default") -> list[Passage]:
+        """Ranked passages of `tenant`'s documents only (the retriever filters on the tenant)."""
         if mode not in _MODES:
             raise InvalidInput(f"unknown search mode {mode!r}; use dense, sparse or hybrid")
         request = retriever_pb2.SearchRequest(
-            query=query, top_k=top_k, document_ids=list(document_ids), mode=_MODES[mode],
+            query=query, top_k=top_k, document_ids=list(document_ids), mode=_MODES[mode], tenant=tenant,
         )
         if score_threshold is not None:
             request.score_threshold = score_threshold

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 
 from genai_common.settings import AmqpSettings, BlobSettings, CommaList, CommonSettings
@@ -41,8 +43,29 @@ class GatewaySettings(AmqpSettings, BlobSettings, CommonSettings):
     # metrics, read from the database this often by every replica.
     gateway_stats_interval_seconds: float = Field(default=15.0, gt=0)
 
-    # Auth: unset -> open (warned at start).
+    # Auth: `tenant:key` entries (a bare key belongs to the tenant `default`); unset -> open, one
+    # `default` tenant (warned at start). GATEWAY_API_KEYS_FILE names a file of
+    # `tenant:sha256-hex-of-key` lines used as well, so no plain key need be in the environment.
     gateway_api_keys: CommaList[SecretStr] = []
+    gateway_api_keys_file: Path | None = None
+
+    # Limits per API key (0 = none), counted in Redis when REDIS_URL is set (every replica shares
+    # them), else in this process: requests per minute (a bucket that holds one minute's worth)
+    # and chats in flight; event streams open per key (per process).
+    redis_url: str | None = None
+    gateway_key_requests_per_minute: int = Field(default=6000, ge=0)
+    gateway_key_max_chats: int = Field(default=64, ge=0)
+    gateway_key_max_streams: int = Field(default=32, ge=0)
+    # Process-wide caps (0 = none): event streams open, and other /v1 requests in flight; past
+    # them requests are shed at once with 503 + Retry-After instead of slowing every request.
+    gateway_max_streams: int = Field(default=512, ge=0)
+    gateway_max_in_flight: int = Field(default=1024, ge=0)
+    # Request bodies (bytes), refused with 413 before or while they are read: JSON bodies of the
+    # /v1 routes, chat bodies (images may come inline), and uploads (the whole multipart body,
+    # which must also arrive within GATEWAY_UPLOAD_TIMEOUT_SECONDS, else 408).
+    gateway_json_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    gateway_chat_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    gateway_upload_timeout_seconds: float = Field(default=300.0, gt=0)
 
     # Storage (AMQP_URL and BLOB_STORE_URL come from the shared groups in genai_common.settings)
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"

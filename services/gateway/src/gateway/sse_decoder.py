@@ -16,14 +16,23 @@ class EventTooLong(ValueError):
 
 class SseDecoder:
     def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self._pending = b""
+        self._pending = bytearray()
         self._data: list[bytes] = []
         self._size = 0
         self._max = max_event_bytes
 
     def feed(self, piece: bytes) -> list[bytes]:
-        """The data of the events that `piece` completes (usually one, often none)."""
-        buffer = self._pending + piece if self._pending else piece
+        """The data of the events that `piece` completes (usually one, often none).
+
+        Linear in the bytes fed: a piece that ends no line is appended to the pending line (never
+        re-copied), and each byte is split into lines once.
+        """
+        if b"\n" not in piece and b"\r" not in piece and not self._pending.endswith(b"\r"):
+            self._pending += piece
+            if len(self._pending) > self._max:
+                raise EventTooLong(f"a server-sent event is longer than {self._max} bytes")
+            return []
+        buffer = bytes(self._pending) + piece if self._pending else piece
         if b"\r" in buffer:
             # A CR at the very end may be the first half of a CRLF: wait for the next piece.
             held = buffer.endswith(b"\r")
@@ -31,7 +40,7 @@ class SseDecoder:
             if held:
                 buffer += b"\r"
         lines = buffer.split(b"\n")
-        self._pending = lines.pop()
+        self._pending = bytearray(lines.pop())
         if len(self._pending) > self._max:
             raise EventTooLong(f"a server-sent event is longer than {self._max} bytes")
         events: list[bytes] = []

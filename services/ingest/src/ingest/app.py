@@ -37,7 +37,8 @@ def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: Re
                             max_chars=settings.ingest_chunk_max_chars)
     return IngestPipeline(open_blob_store(settings.blob_store_url),
                           Extractor(limits, concurrency=settings.ingest_parse_concurrency),
-                          indexer, progress, policy=policy, batch_chunks=settings.ingest_index_batch)
+                          indexer, progress, policy=policy, batch_chunks=settings.ingest_index_batch,
+                          chunk_timeout_seconds=settings.ingest_chunk_timeout_seconds)
 
 
 async def run(settings: IngestSettings) -> None:

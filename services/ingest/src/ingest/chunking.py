@@ -10,6 +10,7 @@ re-delivered document overwrites its own points.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,11 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+"
                            r"|(?<=[。！？])\s*|\n\n")
 # A few abbreviations that end in "." without ending a sentence.
 _ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|cf|vs|al|Fig|Figs|Eq|Eqs|Ref|Refs|No|Dr|Mr|Mrs|Ms|Prof|St)|\b[A-Z])\.$")
+
+# The longest abbreviation ("Prof.", "Figs.") plus the character before it that \b looks at.
+_ABBREVIATION_TAIL = 8
+# How often (in sentences or pieces) the deadline is looked at.
+_DEADLINE_EVERY = 256
 
 
 @dataclass(frozen=True)
@@ -43,41 +49,69 @@ class _Piece:
     text: str
 
 
-def split_sentences(text: str) -> list[str]:
+class ChunkingTimedOut(Exception):
+    """Chunking ran past its deadline (the text is too large or too odd to split in time)."""
+
+
+def split_sentences(text: str, deadline: float | None = None) -> list[str]:
+    """Sentences of `text`, abbreviations joined to what follows. Linear in the text's length:
+    only the end of the newest sentence is checked for an abbreviation, and a merged piece is
+    built from its parts once."""
     pieces: list[str] = []
-    for raw in _SENTENCE_END.split(text):
+    current: list[str] = []  # the parts of the piece being built
+    for count, raw in enumerate(_SENTENCE_END.split(text)):
+        if deadline is not None and count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+            raise ChunkingTimedOut
         sentence = raw.strip()
         if not sentence:
             continue
-        if pieces and _ABBREVIATION.search(pieces[-1]):
-            pieces[-1] = f"{pieces[-1]} {sentence}"
-        else:
-            pieces.append(sentence)
+        if current and _ABBREVIATION.search(current[-1], max(0, len(current[-1]) - _ABBREVIATION_TAIL)):
+            current.append(sentence)
+            continue
+        if current:
+            pieces.append(" ".join(current))
+        current = [sentence]
+    if current:
+        pieces.append(" ".join(current))
     return pieces
 
 
 def _split_long(sentence: str, max_chars: int) -> Iterator[str]:
-    """Cut at the last space before the limit; a space-free run longer than the limit is cut at it."""
-    rest = sentence
-    while len(rest) > max_chars:
-        cut = rest.rfind(" ", 0, max_chars + 1)
-        if cut <= 0:
-            cut = max_chars
-        yield rest[:cut].strip()
-        rest = rest[cut:].strip()
+    """Cut at the last space before the limit; a space-free run longer than the limit is cut at it.
+    Walks the sentence by index (never re-slices the rest), so it is linear in its length."""
+    start, end = _skip_spaces(sentence, 0), len(sentence)
+    while end - start > max_chars:
+        cut = sentence.rfind(" ", start, start + max_chars + 1)
+        if cut <= start:
+            cut = start + max_chars
+        part = sentence[start:cut].strip()
+        if part:
+            yield part
+        start = _skip_spaces(sentence, cut)
+    rest = sentence[start:end].strip()
     if rest:
         yield rest
 
 
-def _pieces(pages: Sequence[tuple[int, str]], max_chars: int) -> Iterator[_Piece]:
+def _skip_spaces(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _pieces(pages: Sequence[tuple[int, str]], max_chars: int, deadline: float | None) -> Iterator[_Piece]:
     for page, text in pages:
-        for sentence in split_sentences(text):
+        for sentence in split_sentences(text, deadline):
             for part in _split_long(sentence, max_chars):
                 yield _Piece(page, part)
 
 
-def chunk_pages(pages: Sequence[tuple[int, str]], policy: ChunkingPolicy = ChunkingPolicy()) -> list[Chunk]:
-    """Chunks in document order, numbered from 0."""
+def chunk_pages(pages: Sequence[tuple[int, str]], policy: ChunkingPolicy = ChunkingPolicy(),
+                deadline: float | None = None) -> list[Chunk]:
+    """Chunks in document order, numbered from 0; time linear in the text's length.
+
+    `deadline` (a `time.monotonic()` value) bounds the work: past it, ChunkingTimedOut.
+    """
     chunks: list[Chunk] = []
     window: list[_Piece] = []
     fresh = 0  # pieces in `window` that no earlier chunk contained
@@ -87,7 +121,9 @@ def chunk_pages(pages: Sequence[tuple[int, str]], policy: ChunkingPolicy = Chunk
         first_new = window[len(window) - fresh]
         chunks.append(Chunk(len(chunks), first_new.page, " ".join(p.text for p in window)))
 
-    for piece in _pieces(pages, policy.max_chars):
+    for count, piece in enumerate(_pieces(pages, policy.max_chars, deadline)):
+        if deadline is not None and count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+            raise ChunkingTimedOut
         if fresh and size + 1 + len(piece.text) > policy.target_chars:
             emit()
             window = _overlap(window, policy.overlap_chars)

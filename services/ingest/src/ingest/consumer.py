@@ -32,7 +32,8 @@ def job_from_event(event: events_pb2.DocumentUploaded) -> IngestJob:
     if not event.document_id or not event.blob_key:
         raise PermanentFailure("document.uploaded without document_id or blob_key")
     return IngestJob(document_id=event.document_id, blob_key=event.blob_key,
-                     filename=event.filename or "document", media_type=event.media_type, sha256=event.sha256)
+                     filename=event.filename or "document", media_type=event.media_type, sha256=event.sha256,
+                     tenant=event.tenant or "default")
 
 
 def traced_document_id(message: AbstractIncomingMessage) -> str:

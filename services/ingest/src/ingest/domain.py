@@ -15,6 +15,8 @@ class IngestJob:
     filename: str
     media_type: str
     sha256: str = ""
+    # Whose document it is: the retriever stores it with the chunks and filters every search on it.
+    tenant: str = "default"
 
 
 class Outcome(enum.StrEnum):

@@ -22,10 +22,11 @@ class RetrieverIndexer:
         self._index_deadline = index_deadline
         self._delete_deadline = delete_deadline
 
-    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk]) -> int:
-        """Upsert chunks (the retriever derives point ids from document id + chunk index)."""
+    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk],
+                    tenant: str = "default") -> int:
+        """Upsert `tenant`'s chunks (the retriever derives point ids from document id + chunk index)."""
         request = retriever_pb2.IndexRequest(
-            document_id=document_id, source_name=source_name,
+            document_id=document_id, source_name=source_name, tenant=tenant,
             chunks=[retriever_pb2.Chunk(chunk_index=c.index, page=c.page, text=c.text) for c in chunks],
         )
         reply = await unary(self._stub.Index, request, deadline=self._index_deadline, peer="retriever",

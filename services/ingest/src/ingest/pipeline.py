@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from genai_common.errors import InvalidInput, NotFound
-from ingest.chunking import Chunk, ChunkingPolicy, chunk_pages
+from ingest.chunking import Chunk, ChunkingPolicy, ChunkingTimedOut, chunk_pages
 from ingest.clean import clean_text
 from ingest.domain import IngestJob, Outcome, Report
 from ingest.extract import NO_TEXT, Extracted, ExtractionFailed, PageProgress
@@ -36,7 +36,8 @@ class TextExtractor(Protocol):
 
 
 class Indexer(Protocol):
-    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk]) -> int: ...
+    async def index(self, document_id: str, source_name: str, chunks: Sequence[Chunk],
+                    tenant: str = "default") -> int: ...
     async def delete_document(self, document_id: str) -> int: ...
 
 
@@ -50,11 +51,12 @@ class ProgressSink(Protocol):
 
 class IngestPipeline:
     def __init__(self, blobs: Blobs, extractor: TextExtractor, indexer: Indexer, progress: ProgressSink, *,
-                 policy: ChunkingPolicy, batch_chunks: int = 64) -> None:
+                 policy: ChunkingPolicy, batch_chunks: int = 64, chunk_timeout_seconds: float = 60.0) -> None:
         self._blobs, self._extractor, self._indexer = blobs, extractor, indexer
         self._progress = progress
         self._policy = policy
         self._batch = batch_chunks
+        self._chunk_timeout = chunk_timeout_seconds
 
     async def process(self, job: IngestJob) -> Report:
         """Index `job`'s document and report it; returns what happened (errors = retry)."""
@@ -86,7 +88,7 @@ class IngestPipeline:
         del data  # the only reference: the file is not held while it is embedded
         await self._progress.processing(job.document_id, "chunking", CHUNKING_AT, timings)
         with _timed(timings, "chunking"):
-            chunks = await asyncio.to_thread(_chunk, extracted, self._policy)
+            chunks = await asyncio.to_thread(_chunk, extracted, self._policy, self._chunk_timeout)
         if not chunks:
             raise ExtractionFailed(NO_TEXT)
         await self._progress.processing(job.document_id, "embedding", EMBEDDING_AT, timings)
@@ -112,7 +114,7 @@ class IngestPipeline:
     async def _index(self, job: IngestJob, chunks: list[Chunk]) -> None:
         for start in range(0, len(chunks), self._batch):
             batch = chunks[start:start + self._batch]
-            await self._indexer.index(job.document_id, job.filename, batch)
+            await self._indexer.index(job.document_id, job.filename, batch, job.tenant)
             done = start + len(batch)
             if done < len(chunks):
                 pct = EMBEDDING_AT + (100 - EMBEDDING_AT) * done // len(chunks)
@@ -138,6 +140,12 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _chunk(extracted: Extracted, policy: ChunkingPolicy) -> list[Chunk]:
+def _chunk(extracted: Extracted, policy: ChunkingPolicy, timeout_seconds: float) -> list[Chunk]:
+    """Clean and chunk (linear in the text), given up past `timeout_seconds`: the document fails."""
+    deadline = time.monotonic() + timeout_seconds
     pages = [(number, clean_text(text)) for number, text in extracted.pages]
-    return chunk_pages([(n, t) for n, t in pages if t], policy)
+    try:
+        return chunk_pages([(n, t) for n, t in pages if t], policy, deadline)
+    except ChunkingTimedOut:
+        raise ExtractionFailed(f"timed out: splitting the text into chunks took longer than "
+                               f"{timeout_seconds:g} s") from None

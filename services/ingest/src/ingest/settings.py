@@ -34,5 +34,8 @@ class IngestSettings(AmqpSettings, BlobSettings, CommonSettings):
     ingest_chunk_chars: int = 1000
     ingest_chunk_overlap_chars: int = 200
     ingest_chunk_max_chars: int = 1500
+    # Cleaning and chunking one document's text (linear in its length) is given up after this
+    # long: the document fails with a reason instead of holding a worker thread.
+    ingest_chunk_timeout_seconds: float = Field(default=60.0, gt=0)
     ingest_index_batch: int = 64
     ingest_index_deadline_seconds: float = 120.0

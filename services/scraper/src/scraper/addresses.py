@@ -73,6 +73,16 @@ def tunnelled_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
+# IANA special-purpose ranges that are not public, listed rather than left to `ipaddress`: on some
+# Python patch releases (3.11.7, before the CVE-2024-4032 fix) parts of them count as global.
+SPECIAL_PURPOSE = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32",
+    "100::/64", "2001:2::/48", "2001:10::/28", "2001:20::/28", "2001:db8::/32", "3fff::/20", "5f00::/16",
+    "fc00::/7",
+))
+
+
 def _forbidden_why(address: IPAddress) -> str | None:
     if address in METADATA_ADDRESSES:
         return "cloud metadata"
@@ -88,6 +98,8 @@ def _forbidden_why(address: IPAddress) -> str | None:
 def _internal_why(address: IPAddress) -> str | None:
     if address.is_loopback:
         return "loopback"
+    if any(address in network for network in SPECIAL_PURPOSE):
+        return "special-purpose"
     if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
         return "site-local"
     if address.is_private:

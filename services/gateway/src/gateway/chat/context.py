@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 # The retriever refuses longer queries (and its embedding model reads far fewer characters).
 MAX_QUERY_CHARS = 2000
+# Questions longer than this are searched for URLs off the event loop.
+INLINE_QUESTION_CHARS = 16 * 1024
 
 
 class Scraper(Protocol):
@@ -34,7 +36,7 @@ class Scraper(Protocol):
 class Retriever(Protocol):
     async def search(self, query: str, *, top_k: int, score_threshold: float | None = None,
                      document_ids: Sequence[str] = (), mode: str | None = None,
-                     deadline: float | None = None) -> list[Passage]: ...
+                     deadline: float | None = None, tenant: str = "default") -> list[Passage]: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class ContextRequest:
     rag: bool = True
     top_k: int = 4
     score_threshold: float | None = None
+    # Whose uploaded documents the answer may cite (the caller's, gateway.auth).
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,18 @@ class ContextGatherer:
         self._limits = limits
         self._observe = observe
 
-    async def gather(self, request: ContextRequest) -> ChatContext:
+    def _read_question(self, request: ContextRequest) -> tuple[list[str], str]:
         urls = extract_urls(request.question, self._limits.max_urls) if request.scrape else []
         query = without_urls(request.question)[:MAX_QUERY_CHARS] if request.rag else ""
+        return urls, query
+
+    async def gather(self, request: ContextRequest) -> ChatContext:
+        # Linear, and ~0.1 us a character: a long message is read in a thread (URLs are bounded
+        # in length, so the GIL is let go between them) rather than holding the event loop.
+        if len(request.question) > INLINE_QUESTION_CHARS:
+            urls, query = await asyncio.to_thread(self._read_question, request)
+        else:
+            urls, query = self._read_question(request)
         search = bool(query)
         if not urls and not search:
             return ChatContext()
@@ -102,7 +115,7 @@ class ContextGatherer:
     async def _passages(self, query: str, request: ContextRequest) -> list[Passage]:
         return await self._retriever.search(query, top_k=request.top_k,
                                             score_threshold=request.score_threshold,
-                                            deadline=self._limits.retrieve_deadline)
+                                            deadline=self._limits.retrieve_deadline, tenant=request.tenant)
 
     async def _bounded(self, backend: str, call: Awaitable[list[T]] | None, deadline: float) -> list[T] | None:
         """The call's result; [] when there was nothing to ask; None when the backend failed."""

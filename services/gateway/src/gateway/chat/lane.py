@@ -9,8 +9,8 @@ one (`bench/gateway_profile.py`); under 64 chats at once that queueing was most 
 gateway added. `ChatLane`, placed ahead of the declared route, serves the same requests with the
 same function, doing only what that route needs:
 
-- the API key from the headers (`ApiKeyAuth.verify_header`), before the body is read (401);
-- the body under its cap (`body_limit.read_body`, 413);
+- the API key, the per-key limits and the body cap were checked by `gateway.intake` in front of
+  every /v1 route, the lane and the declared route alike (401, 429/503, 413 before any body);
 - the body decoded and validated in one pass by the model's compiled validator, straight from
   the bytes; what FastAPI would refuse is refused the same way (`RequestValidationError`: invalid
   JSON 400, a field out of range 422, a body that is missing or not JSON 422);
@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import ApiKeyAuth
 from gateway.chat.body_limit import read_body
 from gateway.chat.routes import chat_completions
 from gateway.chat.schemas import ChatCompletionRequest
@@ -85,20 +84,16 @@ class LaneRoute(Route):
         return match, child_scope
 
 
-def chat_lane(auth: ApiKeyAuth) -> LaneRoute:
+def chat_lane() -> LaneRoute:
     """The route to put ahead of the declared one."""
-    return LaneRoute(PATH, ChatLane(auth), methods=["POST"], include_in_schema=False)
+    return LaneRoute(PATH, ChatLane(), methods=["POST"], include_in_schema=False)
 
 
 class ChatLane:
     """The ASGI app of POST /v1/chat/completions (see the module doc)."""
 
-    def __init__(self, auth: ApiKeyAuth) -> None:
-        self._auth = auth
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        self._auth.verify_header(request.headers.get("authorization"))
         body = parse_chat_request(await read_body(request), request.headers.get("content-type"))
         resources: Resources = scope["app"].state.resources
         response = await chat_completions(body, request, resources.chat)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway.auth import principal_of
 from gateway.chat.answering import ChatRequest, ChatStream, FinalChunk
 from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
@@ -34,7 +35,7 @@ router = APIRouter(prefix="/v1", tags=["chat"], route_class=BodyLimitedRoute)
 T = TypeVar("T")
 
 
-def _to_domain(body: ChatCompletionRequest) -> ChatRequest:
+def _to_domain(body: ChatCompletionRequest, tenant: str) -> ChatRequest:
     if body.n is not None and body.n > 1:
         raise InvalidInput("only n=1 is supported", param="n", code="unsupported_value")
     if not body.messages:
@@ -45,7 +46,7 @@ def _to_domain(body: ChatCompletionRequest) -> ChatRequest:
         raise InvalidInput("messages must contain a user message", param="messages")
     options = body.genai
     context = ContextRequest(question=question, scrape=options.scrape, rag=options.rag, top_k=options.top_k,
-                             score_threshold=options.score_threshold)
+                             score_threshold=options.score_threshold, tenant=tenant)
     stream_options = body.stream_options.model_dump(exclude_none=True) if body.stream_options else None
     return ChatRequest(messages=messages, context=context, params=body.llm_params(), stream_options=stream_options)
 
@@ -123,7 +124,7 @@ def _record(mode: str, outcome: str, stream: bool, error: Exception | None = Non
 async def chat_completions(body: ChatCompletionRequest, request: Request, chat: Chat) -> OrjsonResponse | _SSEResponse:
     mode = chat.mode
     try:
-        chat_request = _to_domain(body)
+        chat_request = _to_domain(body, principal_of(request).tenant)
         if body.stream:
             stream = await _unless_disconnected(request, chat.open_stream(chat_request))
             return _SSEResponse(stream, lambda outcome: _record(mode, outcome, True, sources=stream.sources))

@@ -14,22 +14,30 @@ from urllib.parse import urlsplit
 _CJK_PUNCTUATION = "\u3001\u3002\u300c-\u3011\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f"
 # A URL runs until whitespace or a character that cannot appear unescaped in one; a "](" ends it
 # too (a Markdown link whose text is itself the URL: "[url](url)").
-_URL = re.compile(rf"https?://(?:[^\s<>\"`{{}}|\\^\]{_CJK_PUNCTUATION}]|\](?!\())+", re.IGNORECASE)
+# A URL is at most MAX_URL_CHARS long (the rest of a longer run is not one); each match is bounded.
+MAX_URL_CHARS = 4096
+_URL = re.compile(rf"https?://(?:[^\s<>\"`{{}}|\\^\]{_CJK_PUNCTUATION}]|\](?!\()){{1,{MAX_URL_CHARS}}}",
+                  re.IGNORECASE)
 _TRAILING = ".,;:!?*_~'"
 _CLOSERS = {")": "(", "]": "["}
+_STRIPPABLE = _TRAILING + "".join(_CLOSERS)
 
 
 def _trim(url: str) -> str:
-    """Strip sentence punctuation, quotes and unbalanced closing brackets from the end."""
-    while url:
-        last = url[-1]
-        if last in _TRAILING:
-            url = url[:-1]
-        elif last in _CLOSERS and url.count(last) > url.count(_CLOSERS[last]):
-            url = url[:-1]
-        else:
-            break
-    return url
+    """Strip sentence punctuation, quotes and unbalanced closing brackets from the end.
+
+    Walking back from the end, punctuation goes, and a closing bracket goes while the URL has
+    more of it than of its opening bracket. Done with string methods only (each linear, in C):
+    for each bracket kind, the first one from the end that must stay is found with one rsplit.
+    """
+    body = url.rstrip(_STRIPPABLE)
+    tail = url[len(body):]
+    keep = 0  # the tail's first `keep` characters stay
+    for closer, opener in _CLOSERS.items():
+        excess = max(url.count(closer) - url.count(opener), 0)
+        if tail.count(closer) > excess:  # the (excess + 1)-th from the end stays, and all before it
+            keep = max(keep, len(tail.rsplit(closer, excess + 1)[0]) + 1)
+    return body + tail[:keep]
 
 
 def _key(url: str) -> str | None:

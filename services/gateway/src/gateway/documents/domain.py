@@ -54,6 +54,7 @@ class Document:
     stage_seconds: Mapping[str, float]
     created_at: datetime
     updated_at: datetime
+    tenant: str = "default"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class UploadPublisher(Protocol):
 
 class Retriever(Protocol):
     async def search(self, query: str, *, top_k: int, score_threshold: float | None = None,
-                     document_ids: Sequence[str] = (), mode: str | None = None) -> Sequence[Passage]: ...
+                     document_ids: Sequence[str] = (), mode: str | None = None,
+                     tenant: str = "default") -> Sequence[Passage]: ...
 
     async def delete_document(self, document_id: str) -> int: ...

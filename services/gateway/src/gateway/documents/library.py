@@ -31,7 +31,8 @@ class DocumentLibrary:
         self._retriever = retriever
         self._max_bytes = max_bytes
 
-    async def upload(self, body: AsyncIterator[bytes], content_type: str, content_length: int | None) -> Document:
+    async def upload(self, tenant: str, body: AsyncIterator[bytes], content_type: str,
+                     content_length: int | None) -> Document:
         """Stream the file to the blob store, record it, publish `document.uploaded` (confirmed).
 
         On any failure nothing is left behind: no blob, no record (and no event, since the
@@ -51,7 +52,8 @@ class DocumentLibrary:
         name = document_name(received.raw_filename, received.media_type)
         try:
             document = await self._store.insert(id=document_id, name=name, media_type=received.media_type,
-                                                size_bytes=received.size, sha256=received.sha256, blob_key=blob_key)
+                                                size_bytes=received.size, sha256=received.sha256, blob_key=blob_key,
+                                                tenant=tenant)
             await self._publisher.document_uploaded(document)
             await self._store.mark_published(document_id)
         except BaseException:
@@ -67,20 +69,20 @@ class DocumentLibrary:
         finally:
             await self._blobs.delete(blob_key)
 
-    async def get(self, document_id: str) -> Document:
-        return await self._store.get(document_id)
+    async def get(self, tenant: str, document_id: str) -> Document:
+        return await self._store.get(tenant, document_id)
 
-    async def page(self, *, limit: int, after: str | None, offset: int) -> Page:
-        """Newest first; `after` is the id of the last document of the previous page."""
-        return await self._store.page(limit=limit, after=after, offset=offset)
+    async def page(self, tenant: str, *, limit: int, after: str | None, offset: int) -> Page:
+        """The tenant's documents, newest first; `after` is the id of the last document of the previous page."""
+        return await self._store.page(tenant, limit=limit, after=after, offset=offset)
 
-    async def delete(self, document_id: str) -> None:
+    async def delete(self, tenant: str, document_id: str) -> None:
         """Tombstone (hidden at once), then remove the blob and the vectors.
 
         If the retriever cannot be reached the error propagates; the tombstone stays, so a
         retried DELETE or the document's next progress event finishes the purge.
         """
-        document = await self._store.tombstone(document_id)
+        document = await self._store.tombstone(tenant, document_id)
         await self._blobs.delete(document.blob_key)
         await self._purge_vectors(document_id)
         log.info("document deleted", extra={"document_id": document_id})
@@ -100,12 +102,13 @@ class DocumentLibrary:
             log.warning("progress for an unknown document ignored", extra={"document_id": change.document_id})
         return outcome
 
-    async def search(self, query: str, *, top_k: int, score_threshold: float | None,
+    async def search(self, tenant: str, query: str, *, top_k: int, score_threshold: float | None,
                      document_ids: Sequence[str], mode: str | None) -> list[Passage]:
-        """Ranked chunks, limited to documents that are indexed and not deleted, named as listed."""
+        """Ranked chunks of the tenant's documents (the retriever filters on the tenant, and only
+        the tenant's indexed, not deleted documents are kept here too), named as listed."""
         passages = await self._retriever.search(query, top_k=top_k, score_threshold=score_threshold,
-                                                document_ids=document_ids, mode=mode)
-        names = await self._store.indexed_names([p.document_id for p in passages])
+                                                document_ids=document_ids, mode=mode, tenant=tenant)
+        names = await self._store.indexed_names(tenant, [p.document_id for p in passages])
         return [replace(p, document_name=names[p.document_id]) for p in passages if p.document_id in names]
 
     async def forget_unpublished(self) -> int:

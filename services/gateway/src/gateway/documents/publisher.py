@@ -22,7 +22,7 @@ class AmqpUploadPublisher:
         event = events_pb2.DocumentUploaded(
             document_id=document.id, blob_key=document.blob_key, sha256=document.sha256,
             filename=document.name, media_type=document.media_type, size_bytes=document.size_bytes,
-            uploaded_at=uploaded_at,
+            uploaded_at=uploaded_at, tenant=document.tenant,
         )
         # message_id and the header let even an undecodable body be traced to its record.
         await self._amqp.publish(DOCUMENT_UPLOADED, event, message_id=document.id,

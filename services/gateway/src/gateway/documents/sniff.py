@@ -1,7 +1,8 @@
 """What an upload really is, decided from its bytes as they stream in (never the declared type).
 
 - PDF: a `%PDF-` header in the first KiB (where readers look for it), or a PDF comment line
-  followed by an indirect object (`1 0 obj`), which readers also open;
+  followed by an indirect object (`1 0 obj`), which readers also open; never a file that starts
+  with another format's signature (a PNG, an executable... with `%PDF-` a few bytes in);
 - text: valid UTF-8 throughout, no NUL bytes, almost no other control characters;
 - Markdown: text whose name ends in .md/.markdown, or whose start looks like Markdown.
 Anything else is refused as soon as the bytes prove it (a PNG fails on its first byte).
@@ -21,9 +22,17 @@ MARKDOWN = "text/markdown"
 HEAD_BYTES = 64 * 1024
 _PDF_WINDOW = 1024
 _PDF_OBJECT = re.compile(rb"^%[^\r\n]*[\r\n]+\s*\d+\s+\d+\s+obj\b")
+# Signatures at offset 0 of formats that are not PDFs, however much they mention `%PDF-`.
+_OTHER_SIGNATURES = (
+    b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"\x7fELF", b"MZ", b"PK\x03\x04", b"\x1f\x8b",
+    b"7z\xbc\xaf", b"Rar!", b"RIFF", b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe",
+    b"\x00asm", b"#!",
+)
 _MARKDOWN_EXTENSIONS = frozenset({"md", "markdown", "mdown", "mkd"})
 _MARKDOWN_LINES = re.compile(r"^(#{1,6} \S|```|~~~|[-*+] \[[ xX]\] |\|.*\|\s*$|> \S)", re.MULTILINE)
-_MARKDOWN_INLINE = re.compile(r"\[[^\]\n]+\]\([^)\s]+\)|\*\*[^*\n]+\*\*")
+# Linear on any input: a link's text and target stop at the next bracket, so each run of
+# characters between two brackets is scanned from one start only (no backtracking across "[[[[").
+_MARKDOWN_INLINE = re.compile(r"\[[^\[\]\n]+\]\([^()\[\]\s]+\)|\*\*[^*\n]+\*\*")
 # Control characters that do not occur in real text (tab, LF, FF, CR are fine).
 _BINARY_CONTROLS = re.compile(r"[\x01-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -92,6 +101,8 @@ class Sniffer:
 
 def _looks_like_pdf(head: bytes) -> bool:
     window = head[:_PDF_WINDOW]
+    if window.startswith(_OTHER_SIGNATURES):
+        return False
     return b"%PDF-" in window or bool(_PDF_OBJECT.match(window))
 
 

@@ -29,8 +29,10 @@ class Applied(enum.Enum):
 _RANK_SQL = case({status.value: rank for status, rank in RANK.items()}, value=DocumentRow.status, else_=0)
 
 
-def _visible() -> ColumnElement[bool]:
-    return and_(DocumentRow.published.is_(True), DocumentRow.status != Status.DELETED.value)
+def _visible(tenant: str) -> ColumnElement[bool]:
+    """The tenant's documents that are shown: published, not deleted."""
+    return and_(DocumentRow.tenant == tenant, DocumentRow.published.is_(True),
+                DocumentRow.status != Status.DELETED.value)
 
 
 def to_document(row: DocumentRow) -> Document:
@@ -38,7 +40,7 @@ def to_document(row: DocumentRow) -> Document:
         id=row.id, name=row.name, media_type=row.media_type, size_bytes=row.size_bytes, sha256=row.sha256,
         blob_key=row.blob_key, status=Status(row.status), stage=row.stage, progress=row.progress,
         reason=row.reason, pages=row.pages, chunks=row.chunks, stage_seconds=dict(row.stage_seconds or {}),
-        created_at=row.created_at, updated_at=row.updated_at,
+        created_at=row.created_at, updated_at=row.updated_at, tenant=row.tenant,
     )
 
 
@@ -47,9 +49,9 @@ class DocumentStore:
         self._sessions = sessions
 
     async def insert(self, *, id: str, name: str, media_type: str, size_bytes: int, sha256: str,
-                     blob_key: str) -> Document:
+                     blob_key: str, tenant: str) -> Document:
         now = utcnow()
-        row = DocumentRow(id=id, name=name, media_type=media_type, size_bytes=size_bytes, sha256=sha256,
+        row = DocumentRow(id=id, tenant=tenant, name=name, media_type=media_type, size_bytes=size_bytes, sha256=sha256,
                           blob_key=blob_key, status=Status.QUEUED.value, stage="", progress=0, reason="",
                           pages=0, chunks=0, stage_seconds={}, published=False, vectors_purged=False,
                           created_at=now, updated_at=now)
@@ -66,20 +68,21 @@ class DocumentStore:
         async with self._sessions.begin() as session:
             await session.execute(delete(DocumentRow).where(DocumentRow.id == document_id))
 
-    async def get(self, document_id: str) -> Document:
+    async def get(self, tenant: str, document_id: str) -> Document:
+        """The tenant's document; NotFound for another tenant's id as for an unknown one."""
         async with self._sessions() as session:
-            row = await session.scalar(select(DocumentRow).where(DocumentRow.id == document_id, _visible()))
+            row = await session.scalar(select(DocumentRow).where(DocumentRow.id == document_id, _visible(tenant)))
         if row is None:
             raise NotFound(f"no document with id {document_id}")
         return to_document(row)
 
-    async def page(self, *, limit: int, after: str | None = None, offset: int = 0) -> Page:
-        """Newest first; `after` is the id of the last document of the previous page."""
-        query = select(DocumentRow).where(_visible())
+    async def page(self, tenant: str, *, limit: int, after: str | None = None, offset: int = 0) -> Page:
+        """The tenant's documents, newest first; `after` is the id of the last document of the previous page."""
+        query = select(DocumentRow).where(_visible(tenant))
         async with self._sessions() as session:
             if after:
                 anchor = await session.get(DocumentRow, after)
-                if anchor is None:
+                if anchor is None or anchor.tenant != tenant:
                     raise InvalidInput("after: no document with this id")
                 query = query.where(or_(DocumentRow.created_at < anchor.created_at,
                                         and_(DocumentRow.created_at == anchor.created_at, DocumentRow.id < anchor.id)))
@@ -110,10 +113,11 @@ class DocumentStore:
             return Applied.UNKNOWN
         return Applied.TOMBSTONE if status == Status.DELETED.value else Applied.STALE
 
-    async def tombstone(self, document_id: str) -> Document:
-        """Mark deleted (hidden at once); NotFound if unknown or already deleted and purged."""
+    async def tombstone(self, tenant: str, document_id: str) -> Document:
+        """Mark deleted (hidden at once); NotFound if unknown, another tenant's, or already deleted and purged."""
         async with self._sessions.begin() as session:
-            row = await session.scalar(select(DocumentRow).where(DocumentRow.id == document_id))
+            row = await session.scalar(select(DocumentRow).where(DocumentRow.id == document_id,
+                                                                 DocumentRow.tenant == tenant))
             if row is None or not row.published or (row.status == Status.DELETED.value and row.vectors_purged):
                 raise NotFound(f"no document with id {document_id}")
             row.status, row.deleted_at, row.updated_at = Status.DELETED.value, utcnow(), utcnow()
@@ -124,13 +128,14 @@ class DocumentStore:
             await session.execute(
                 update(DocumentRow).where(DocumentRow.id == document_id).values(vectors_purged=True))
 
-    async def indexed_names(self, document_ids: Sequence[str]) -> dict[str, str]:
-        """Names of the given documents that are indexed and not deleted."""
+    async def indexed_names(self, tenant: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """Names of the given documents of `tenant` that are indexed and not deleted."""
         if not document_ids:
             return {}
         async with self._sessions() as session:
             rows = await session.execute(select(DocumentRow.id, DocumentRow.name).where(
-                DocumentRow.id.in_(set(document_ids)), DocumentRow.status == Status.INDEXED.value))
+                DocumentRow.id.in_(set(document_ids)), DocumentRow.tenant == tenant,
+                DocumentRow.status == Status.INDEXED.value))
         return {row.id: row.name for row in rows}
 
     async def stale_unpublished(self, older_than: timedelta) -> list[Document]:
@@ -146,5 +151,6 @@ class DocumentStore:
         async with self._sessions() as session:
             rows = await session.execute(
                 select(DocumentRow.status, func.count(), func.min(DocumentRow.created_at))
-                .where(_visible()).group_by(DocumentRow.status))
+                .where(DocumentRow.published.is_(True), DocumentRow.status != Status.DELETED.value)
+                .group_by(DocumentRow.status))
             return {status: (count, oldest) for status, count, oldest in rows}

@@ -17,6 +17,8 @@ class DocumentRow(Base):
     __tablename__ = "documents"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Who may see the document (gateway.auth): every query is scoped to the caller's tenant.
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     name: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -37,4 +39,5 @@ class DocumentRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
-    __table_args__ = (Index("ix_documents_created", "created_at", "id"),)
+    __table_args__ = (Index("ix_documents_created", "created_at", "id"),
+                      Index("ix_documents_tenant_created", "tenant", "created_at", "id"))

@@ -88,12 +88,12 @@ class JobBoard:
                 "size": size, "width": width, "height": height, "steps": steps, "guidance": request.guidance,
                 "seed": seed}
 
-    async def submit_image(self, request: ImageRequest, idempotency_key: str | None) -> Submission:
+    async def submit_image(self, tenant: str, request: ImageRequest, idempotency_key: str | None) -> Submission:
         params = self._image_params(request)
         new = [NewJob(id=str(uuid.uuid4()), kind=Kind.IMAGE, params=params)]
-        return await self._submit(Kind.IMAGE, new, request, idempotency_key)
+        return await self._submit(tenant, Kind.IMAGE, new, request, idempotency_key)
 
-    async def submit_text(self, request: TextRequest, idempotency_key: str | None) -> Submission:
+    async def submit_text(self, tenant: str, request: TextRequest, idempotency_key: str | None) -> Submission:
         if not self._text_enabled:
             raise Unavailable("batch text needs a language model and none is configured (LLM_BASE_URL)",
                               code="llm_not_configured")
@@ -109,12 +109,12 @@ class JobBoard:
         new = [NewJob(id=str(uuid.uuid4()), kind=Kind.TEXT,
                       params={"prompt": p, "max_tokens": request.max_tokens, "temperature": request.temperature})
                for p in request.prompts]
-        return await self._submit(Kind.TEXT, new, request, idempotency_key)
+        return await self._submit(tenant, Kind.TEXT, new, request, idempotency_key)
 
-    async def _submit(self, kind: Kind, new: list[NewJob], request: ImageRequest | TextRequest,
+    async def _submit(self, tenant: str, kind: Kind, new: list[NewJob], request: ImageRequest | TextRequest,
                       key: str | None) -> Submission:
         idempotency = Idempotency(key, request_hash(kind, request)) if key else None
-        jobs, created = await self._store.create(new, idempotency)
+        jobs, created = await self._store.create(new, idempotency, tenant)
         if not created:
             return Submission(jobs, created=False)
         try:
@@ -155,25 +155,27 @@ class JobBoard:
         log.warning("republished %d jobs that were recorded but never queued", len(stale))
         return len(stale)
 
-    async def get(self, job_id: str) -> Job:
-        job = await self._store.get(job_id)
+    async def get(self, tenant: str, job_id: str) -> Job:
+        """The tenant's job; NotFound for another tenant's id as for an unknown one."""
+        job = await self._store.get(job_id, tenant)
         if job is None:
             raise NotFound(f"job {job_id} not found")
         return job
 
     async def find(self, job_id: str) -> Job | None:
+        """Any tenant's job: for the gateway's own readers (an event stream whose job was checked)."""
         return await self._store.get(job_id)
 
-    async def lookup(self, job_ids: Sequence[str]) -> dict[str, Job]:
-        return await self._store.get_many(job_ids)
+    async def lookup(self, tenant: str, job_ids: Sequence[str]) -> dict[str, Job]:
+        return await self._store.get_many(job_ids, tenant)
 
-    async def recent(self, limit: int) -> list[Job]:
-        return await self._store.recent(limit)
+    async def recent(self, tenant: str, limit: int) -> list[Job]:
+        return await self._store.recent(limit, tenant)
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, tenant: str, job_id: str) -> Job:
         """Queued -> cancelled at once; running -> cancelled now, and the worker stops at its next
-        step; already cancelled -> unchanged; succeeded or failed -> Conflict."""
-        job, changed = await self._store.cancel(job_id)
+        step; already cancelled -> unchanged; succeeded or failed -> Conflict; another tenant's -> NotFound."""
+        job, changed = await self._store.cancel(job_id, tenant)
         if changed:
             JOBS_FINISHED.labels(job.kind.value, JobState.CANCELLED.value).inc()
             self._watchers.notify(job_id)

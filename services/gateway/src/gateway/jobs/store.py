@@ -23,6 +23,7 @@ from gateway.progress import ACTIVE, TERMINAL, JobState, ProgressReport
 from genai_common.errors import Conflict, NotFound, ValidationFailed
 
 MARK_CHUNK = 500
+DEFAULT_TENANT = "default"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -49,13 +50,15 @@ class JobStore:
         self._to_mark: list[str] = []
         self._marked: asyncio.Future[None] | None = None
 
-    async def create(self, jobs: Sequence[NewJob], idempotency: Idempotency | None) -> tuple[list[Job], bool]:
-        """Insert `jobs` in one transaction; returns them and True. With a key already used for the
-        same request, returns the jobs it made and False; for another request, ValidationFailed."""
+    async def create(self, jobs: Sequence[NewJob], idempotency: Idempotency | None,
+                     tenant: str = DEFAULT_TENANT) -> tuple[list[Job], bool]:
+        """Insert `tenant`'s `jobs` in one transaction; returns them and True. With a key the tenant
+        already used for the same request, returns the jobs it made and False; for another request,
+        ValidationFailed. Keys are the tenant's own: another tenant's key is a different key."""
         now = utcnow()
         rows = [
-            JobRow(id=job.id, kind=job.kind, status=JobState.QUEUED, progress=0, stage="", params=job.params,
-                   result_keys=[], error="", batch_index=index, created_at=now, updated_at=now,
+            JobRow(id=job.id, tenant=tenant, kind=job.kind, status=JobState.QUEUED, progress=0, stage="",
+                   params=job.params, result_keys=[], error="", batch_index=index, created_at=now, updated_at=now,
                    idempotency_key=idempotency.key if idempotency else None,
                    request_hash=idempotency.request_hash if idempotency else None)
             for index, job in enumerate(jobs)
@@ -67,12 +70,13 @@ class JobStore:
         except IntegrityError:
             if idempotency is None:
                 raise
-        return await self._replay(idempotency), False
+        return await self._replay(idempotency, tenant), False
 
-    async def _replay(self, idempotency: Idempotency) -> list[Job]:
+    async def _replay(self, idempotency: Idempotency, tenant: str) -> list[Job]:
         async with self._sessions() as session:
             result = await session.execute(
-                select(JobRow).where(JobRow.idempotency_key == idempotency.key).order_by(JobRow.batch_index))
+                select(JobRow).where(JobRow.idempotency_key == idempotency.key, JobRow.tenant == tenant)
+                .order_by(JobRow.batch_index))
             rows = result.scalars().all()
         if not rows:  # the first request's jobs were withdrawn (the broker refused them): try again
             raise Conflict("a request with this Idempotency-Key failed just now; retry it")
@@ -120,20 +124,26 @@ class JobStore:
         async with self._sessions.begin() as session:
             await session.execute(delete(JobRow).where(JobRow.id.in_(list(job_ids))))
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job; with `tenant`, only if it is that tenant's (None: any, for the gateway's own use)."""
         async with self._sessions() as session:
             row = await session.get(JobRow, job_id)
-            return to_job(row) if row is not None else None
+            return to_job(row) if row is not None and tenant in (None, row.tenant) else None
 
-    async def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
+    async def get_many(self, job_ids: Sequence[str], tenant: str | None = None) -> dict[str, Job]:
+        query = select(JobRow).where(JobRow.id.in_(list(job_ids)))
+        if tenant is not None:
+            query = query.where(JobRow.tenant == tenant)
         async with self._sessions() as session:
-            result = await session.execute(select(JobRow).where(JobRow.id.in_(list(job_ids))))
+            result = await session.execute(query)
             return {row.id: to_job(row) for row in result.scalars()}
 
-    async def recent(self, limit: int) -> list[Job]:
+    async def recent(self, limit: int, tenant: str | None = None) -> list[Job]:
+        query = select(JobRow)
+        if tenant is not None:
+            query = query.where(JobRow.tenant == tenant)
         async with self._sessions() as session:
-            result = await session.execute(
-                select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
+            result = await session.execute(query.order_by(JobRow.created_at.desc(), JobRow.id.desc()).limit(limit))
             return [to_job(row) for row in result.scalars()]
 
     async def apply(self, change: ProgressReport) -> Kind | None:
@@ -162,20 +172,21 @@ class JobStore:
             kind = result.scalar_one_or_none()
         return Kind(kind) if kind is not None else None
 
-    async def cancel(self, job_id: str) -> tuple[Job, bool]:
+    async def cancel(self, job_id: str, tenant: str | None = None) -> tuple[Job, bool]:
         """Cancel a queued or running job at once; returns the job and whether this call cancelled
-        it. A job that already succeeded or failed -> Conflict; unknown -> NotFound."""
+        it. A job that already succeeded or failed -> Conflict; unknown (or not `tenant`'s) -> NotFound."""
         now = utcnow()
+        mine = JobRow.tenant == tenant if tenant is not None else JobRow.id.is_not(None)
         statement = (
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status.in_([s.value for s in ACTIVE]))
+            .where(JobRow.id == job_id, mine, JobRow.status.in_([s.value for s in ACTIVE]))
             .values(status=JobState.CANCELLED.value, finished_at=now, updated_at=now, stage="")
             .returning(JobRow.id)
         )
         async with self._sessions.begin() as session:
             changed = await session.scalar(statement) is not None
             row = await session.get(JobRow, job_id)
-            if row is None:
+            if row is None or tenant not in (None, row.tenant):
                 raise NotFound(f"job {job_id} not found")
             job = to_job(row)
         if job.status in (JobState.SUCCEEDED, JobState.FAILED):

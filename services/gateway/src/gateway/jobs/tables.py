@@ -17,6 +17,8 @@ class JobRow(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Who may see the job (gateway.auth): every query is scoped to the caller's tenant.
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     progress: Mapped[int] = mapped_column(Integer, default=0)
@@ -39,6 +41,7 @@ class JobRow(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
-        UniqueConstraint("idempotency_key", "batch_index", name="uq_jobs_idempotency"),
+        UniqueConstraint("tenant", "idempotency_key", "batch_index", name="uq_jobs_idempotency"),
         Index("ix_jobs_created", "created_at", "id"),
+        Index("ix_jobs_tenant_created", "tenant", "created_at", "id"),
     )

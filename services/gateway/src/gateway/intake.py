@@ -1,0 +1,155 @@
+"""What every /v1 request goes through before any route sees it, in this order:
+
+1. the API key, from the headers only (401 before a byte of the body is read): the caller's
+   `Principal` (tenant and key id) goes into the scope for the routes (`gateway.auth.Caller`);
+2. admission (`gateway.limits.admission`): process-wide caps (503) and per-key limits (429);
+3. the body cap of the route (413): by Content-Length before anything is read, else counted as
+   the body arrives. A JSON body is read here, whole but bounded, and handed on; an upload is
+   streamed on, counted, and must arrive whole within the upload time limit (408).
+
+Refusals are answered here in the API's error shape (`gateway.errors`); the chat lane and the
+declared routes therefore share one auth and cap path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import SCOPE_KEY, ApiKeyAuth
+from gateway.errors import service_error_response
+from gateway.limits.admission import Admission, Kind
+from genai_common.errors import PayloadTooLarge, RequestTimeout, ServiceError
+
+API_PREFIX = "/v1/"
+CHAT_PATH = "/v1/chat/completions"
+UPLOAD_PATH = "/v1/documents"
+STREAM_SUFFIX = "/events"
+
+
+@dataclass(frozen=True)
+class BodyCaps:
+    json_bytes: int
+    chat_bytes: int
+    upload_bytes: int
+    upload_seconds: float
+
+
+def classify(method: str, path: str) -> Kind:
+    if method == "POST" and path == CHAT_PATH:
+        return Kind.CHAT
+    if method == "POST" and path.rstrip("/") == UPLOAD_PATH:
+        return Kind.UPLOAD
+    if method == "GET" and path.startswith("/v1/jobs/") and path.endswith(STREAM_SUFFIX):
+        return Kind.STREAM
+    return Kind.API
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes", code="body_too_large")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class Intake:
+    """Pure-ASGI middleware in front of the /v1 routes (see the module doc)."""
+
+    def __init__(self, app: ASGIApp, auth: ApiKeyAuth, admission: Admission, caps: BodyCaps) -> None:
+        self.app = app
+        self._auth, self._admission, self._caps = auth, admission, caps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        kind = classify(scope["method"], scope["path"])
+        started = False
+
+        async def send_started(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            principal = self._auth.verify_header(_header(scope, b"authorization"))
+            scope[SCOPE_KEY] = principal
+            async with self._admission.admit(principal.key_id, kind):
+                receive = await self._bounded(scope, receive, kind)
+                await self.app(scope, receive, send_started)
+        except ServiceError as exc:
+            if started:
+                raise
+            # A refusal before the app answered (the app maps the errors of its routes itself).
+            await service_error_response(exc)(scope, receive, send_started)
+
+    def _cap(self, kind: Kind) -> int:
+        if kind is Kind.UPLOAD:
+            return self._caps.upload_bytes
+        return self._caps.chat_bytes if kind is Kind.CHAT else self._caps.json_bytes
+
+    async def _bounded(self, scope: Scope, receive: Receive, kind: Kind) -> Receive:
+        cap = self._cap(kind)
+        length = _header(scope, b"content-length") or ""
+        if length.isdigit() and int(length) > cap:
+            raise _too_large(cap)
+        if kind is Kind.UPLOAD:
+            return _streamed(receive, cap, self._caps.upload_seconds)
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and not length:
+            return receive  # no body: nothing to read (an event stream keeps `receive` for disconnects)
+        return _replay(await _read_whole(receive, cap), receive)
+
+
+async def _read_whole(receive: Receive, cap: int) -> bytes:
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return bytes(body)  # disconnected: the route sees what arrived, as it would have
+        body += message.get("body", b"")
+        if len(body) > cap:
+            raise _too_large(cap)
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the disconnect, whenever it comes
+
+    return replay
+
+
+def _streamed(receive: Receive, cap: int, seconds: float) -> Receive:
+    """The upload's messages as they come, refused past `cap` bytes or `seconds` in all."""
+    deadline = time.monotonic() + seconds
+    total = 0
+
+    async def counted() -> Message:
+        nonlocal total
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeout(f"the upload did not arrive within {seconds:g} s",
+                                 code="upload_timeout") from None
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > cap:
+                raise _too_large(cap)
+        return message
+
+    return counted

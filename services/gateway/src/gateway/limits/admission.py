@@ -1,0 +1,147 @@
+"""Whether a /v1 request may start now: per-key limits and process-wide caps, checked in order
+from the cheapest, before the request's body is read (gateway.intake).
+
+| limit | scope | refusal |
+| --- | --- | --- |
+| requests in flight (all but event streams) | this process | 503 + Retry-After |
+| event streams open | this process | 503 + Retry-After |
+| event streams open per key | this process | 429 + Retry-After |
+| requests per minute per key | Redis (all replicas) or this process | 429 + Retry-After (when a token is back) |
+| chats in flight per key | Redis (all replicas) or this process | 429 + Retry-After |
+
+The process-wide caps shed load fast instead of slowing every request; the per-key ones keep one
+key from taking what others need. When Redis fails, the per-key counts fall back to this process
+(logged) rather than refusing everything.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from gateway.limits.leases import LeaseCounter, LocalLeases
+from gateway.limits.rate import LocalRate, RateCounter
+from genai_common.errors import RateLimited, Unavailable
+
+log = logging.getLogger(__name__)
+
+# What a refusal tells a client to wait when nothing more exact is known (a slot frees when some
+# request ends): short, so a client that honours it is not kept away long.
+SHED_RETRY_SECONDS = 0.5
+BUSY_RETRY_SECONDS = 1.0
+
+
+class Kind(enum.Enum):
+    API = "api"
+    CHAT = "chat"
+    STREAM = "stream"
+    UPLOAD = "upload"
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    """0 turns a limit off."""
+
+    key_requests_per_minute: int = 0
+    key_max_chats: int = 0
+    key_max_streams: int = 0
+    max_streams: int = 0
+    max_in_flight: int = 0
+
+
+class Admission:
+    def __init__(self, limits: AdmissionLimits, rate: RateCounter | None = None,
+                 chats: LeaseCounter | None = None) -> None:
+        self._limits = limits
+        per_minute = limits.key_requests_per_minute
+        self._local_rate = LocalRate(per_minute) if per_minute else None
+        self._rate = rate or self._local_rate
+        self._local_chats = LocalLeases()
+        self._chats: LeaseCounter = chats or self._local_chats
+        self._streams = LocalLeases()
+        self._in_flight = 0
+        self._streams_open = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def streams_open(self) -> int:
+        return self._streams_open
+
+    @asynccontextmanager
+    async def admit(self, key: str, kind: Kind) -> AsyncIterator[None]:
+        """Hold the request's places while it runs; raise RateLimited / Unavailable if it may not."""
+        stream = kind is Kind.STREAM
+        self._shed_if_full(stream)
+        if stream:
+            self._streams_open += 1
+        else:
+            self._in_flight += 1
+        try:
+            await self._check_rate(key)
+            async with self._per_key(key, kind):
+                yield
+        finally:
+            if stream:
+                self._streams_open -= 1
+            else:
+                self._in_flight -= 1
+
+    def _shed_if_full(self, stream: bool) -> None:
+        limits = self._limits
+        if stream and limits.max_streams and self._streams_open >= limits.max_streams:
+            raise Unavailable("too many event streams are open on this server; retry shortly",
+                              retry_after=SHED_RETRY_SECONDS, code="overloaded")
+        if not stream and limits.max_in_flight and self._in_flight >= limits.max_in_flight:
+            raise Unavailable("the server is at capacity; retry shortly", retry_after=SHED_RETRY_SECONDS,
+                              code="overloaded")
+
+    async def _check_rate(self, key: str) -> None:
+        if self._rate is None:
+            return
+        try:
+            wait = await self._rate.take(key)
+        except RedisError:
+            log.warning("Redis is unavailable: counting this key's requests in this process only")
+            assert self._local_rate is not None
+            wait = await self._local_rate.take(key)
+        if wait > 0:
+            raise RateLimited(f"rate limit reached: {self._limits.key_requests_per_minute} requests per minute "
+                              f"for this key", retry_after=wait, code="rate_limit_exceeded")
+
+    @asynccontextmanager
+    async def _per_key(self, key: str, kind: Kind) -> AsyncIterator[None]:
+        if kind is Kind.CHAT and self._limits.key_max_chats:
+            async with self._lease(self._chats, key, self._limits.key_max_chats, "chats in flight"):
+                yield
+        elif kind is Kind.STREAM and self._limits.key_max_streams:
+            async with self._lease(self._streams, key, self._limits.key_max_streams, "event streams open"):
+                yield
+        else:
+            yield
+
+    @asynccontextmanager
+    async def _lease(self, counter: LeaseCounter, key: str, limit: int, what: str) -> AsyncIterator[None]:
+        try:
+            lease = await counter.acquire(key, limit)
+        except RedisError:
+            log.warning("Redis is unavailable: counting this key's %s in this process only", what)
+            counter = self._local_chats
+            lease = await counter.acquire(key, limit)
+        if lease is None:
+            raise RateLimited(f"too many {what} for this key (the limit is {limit}); retry when one ends",
+                              retry_after=BUSY_RETRY_SECONDS, code="concurrency_limit_exceeded")
+        try:
+            yield
+        finally:
+            try:
+                await counter.release(key, lease)
+            except RedisError:
+                log.warning("Redis is unavailable: a lease will expire instead of being given back")
