@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -9,8 +11,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from genai.retriever.v1 import retriever_pb2 as pb
 from genai.retriever.v1 import retriever_pb2_grpc as pb_grpc
 from genai_common.grpc_server import GrpcServer
-from retriever.app import build_grpc_server
-from retriever.domain import chunk_point_id
+from retriever.app import build_grpc_server, open_retriever
+from retriever.domain import ChunkInput, SearchMode, chunk_point_id
+from retriever.embedding import SentenceTransformerEmbedder
 from retriever.retrieval import Retriever
 from retriever.servicer import SERVICE_NAME
 from retriever.settings import RetrieverSettings
@@ -214,3 +217,21 @@ async def test_health_is_serving_after_start_and_not_serving_once_stopping(
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         await server.stop(grace=2)
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_hybrid_fused_in_the_engine_finds_keyword_and_paraphrase_matches_within_the_tenant(
+    settings: RetrieverSettings, embedder: SentenceTransformerEmbedder,
+) -> None:
+    engine = settings.model_copy(update={"retriever_hybrid_in_engine": True})
+    async with AsyncExitStack() as stack:
+        retriever = await open_retriever(engine, embedder, stack)
+        for document, texts in (("minutes", MINUTES), ("people", PEOPLE), ("pets", PETS)):
+            await retriever.index(document, f"{document}.pdf", [ChunkInput(i, 1, t) for i, t in enumerate(texts)],
+                                  tenant="acme")
+        await retriever.index("other-minutes", "x.pdf", [ChunkInput(0, 1, MINUTES[0])], tenant="globex")
+        keyword = await retriever.search("who is Brannigan", top_k=1, mode=SearchMode.HYBRID, tenant="acme")
+        assert [(h.document_id, h.chunk_index) for h in keyword.hits] == [("minutes", 0)]
+        paraphrase = await retriever.search("a cat napping on a carpet", top_k=1, mode=SearchMode.HYBRID,
+                                            tenant="acme")
+        assert [(h.document_id, h.chunk_index) for h in paraphrase.hits] == [("pets", 0)]
+        assert not (await retriever.search("who is Brannigan", mode=SearchMode.HYBRID, tenant="initech")).hits
