@@ -11,6 +11,7 @@ user's does. At each size, once the background index build has settled:
   mode (dense, sparse, hybrid);
 - the baseline, measured in the same run and interleaved query by query: the same Retriever
   called in process (encode + query, no gRPC); the ratio is gRPC p50 / in-process p50;
+- hybrid in process as two queries fused in the retriever (RETRIEVER_HYBRID_IN_ENGINE=false);
 - insert rate (chunks/s through the store's upsert), resident memory and the shard's disk size.
 
     .venv/bin/python bench/retrieval_scale.py --quick   # 10k and 100k (make bench)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -176,6 +178,16 @@ async def main(args: argparse.Namespace) -> int:
                 rows.append((size, stored / insert_seconds, settle, rss_mib(), disk_mib(root), results))
                 print(f"{size:>9,} chunks: inserts {stored / insert_seconds:,.0f}/s (cumulative), index build "
                       f"waited {settle:.0f}s, RSS {rss_mib():,.0f} MiB, disk {disk_mib(root):,.0f} MiB", flush=True)
+                two_queries = Retriever(embedder=embedder, sparse=sparse, store=store,
+                                        config=dataclasses.replace(retriever.config, hybrid_in_engine=False))
+                fused_here = []
+                for text in texts:
+                    started = time.perf_counter()
+                    await two_queries.search(text, top_k=10, mode=SearchMode.HYBRID)
+                    fused_here.append(time.perf_counter() - started)
+                print(f"    hybrid as two queries fused in the retriever, in process: p50 "
+                      f"{percentile(fused_here, .5) * 1e3:.1f} ms p99 {percentile(fused_here, .99) * 1e3:.1f} ms",
+                      flush=True)
                 for mode, (remote, local) in results.items():
                     print(f"    {mode.value:<6} gRPC p50 {percentile(remote, .5) * 1e3:6.1f} ms "
                           f"p99 {percentile(remote, .99) * 1e3:6.1f} ms | in process p50 "
