@@ -75,8 +75,8 @@ def _leaks(reply: httpx.Response, seeded: dict[str, str]) -> bool:
 async def test_no_v1_route_shows_one_tenant_another_tenants_data(gateway) -> None:
     url = gateway()
     routes = v1_routes()
-    unknown = {r for r in routes if "{" not in r[1]} - WITHOUT_IDS
-    assert not unknown, f"new routes: decide and test how they keep tenants apart: {sorted(unknown)}"
+    undecided = {r for r in routes if "{" not in r[1]} - WITHOUT_IDS
+    assert not undecided, f"new routes: decide and test how they keep tenants apart: {sorted(undecided)}"
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         seeded = await _seed(client)
         checked = 0
