@@ -18,6 +18,10 @@ translate it, so an error a route did not expect still gets its own status, neve
 | UpstreamError | 502 | api_error |
 | Unavailable | 503 (+ Retry-After when known) | service_unavailable |
 | DeadlineExceeded | 504 | timeout_error |
+
+The database failing to answer (refused or dropped connections, SQLite locked, the pool
+exhausted) is an outage, not a bug: 503 with `Retry-After` (DATABASE_RETRY_AFTER_SECONDS), so
+a client retries an upload or a job submission later instead of giving up on a 500.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -68,6 +74,10 @@ _TYPE_OF_STATUS = {401: "authentication_error", 403: "permission_error", 404: "n
                    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
                    429: "rate_limit_error"}
 
+# Errors that mean the database is unreachable or busy for now (not a bad query).
+DATABASE_OUTAGE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout, ConnectionError)
+DATABASE_RETRY_AFTER_SECONDS = 5.0
+
 # Not a status anyone reads (the client is gone): it labels the request in logs and metrics.
 CLIENT_CLOSED_REQUEST = 499
 
@@ -106,6 +116,11 @@ def service_error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse(service_error_body(exc), status_code=http_status(exc)[0], headers=_headers(exc))
 
 
+def database_unavailable() -> Unavailable:
+    return Unavailable("the database is unavailable; retry later", retry_after=DATABASE_RETRY_AFTER_SECONDS,
+                       code="database_unavailable")
+
+
 def unexpected_error_response() -> JSONResponse:
     return JSONResponse(error_body("internal server error", "api_error"), status_code=500)
 
@@ -128,6 +143,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return service_error_response(exc)
+
+    async def _database_outage(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return service_error_response(database_unavailable())
+
+    for outage in DATABASE_OUTAGE:
+        app.add_exception_handler(outage, _database_outage)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

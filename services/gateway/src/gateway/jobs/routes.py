@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.deps import Blobs, Jobs, Settings
@@ -67,9 +67,9 @@ async def cancel_job(job_id: JobId, jobs: Jobs) -> dict[str, Any]:
 
 
 @router.get("/{job_id}/events")
-async def job_event_stream(job_id: JobId, jobs: Jobs, settings: Settings) -> StreamingResponse:
+async def job_event_stream(job_id: JobId, jobs: Jobs, settings: Settings, request: Request) -> StreamingResponse:
     await jobs.get(job_id)  # 404 before the stream starts
-    stream = job_events(job_id, jobs.find, jobs.watchers,
+    stream = job_events(job_id, jobs.find, jobs.watchers, request.app.state.draining,
                         keepalive=settings.jobs_sse_keepalive_seconds, poll=settings.jobs_sse_poll_seconds)
     return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=HEADERS)
 
