@@ -32,7 +32,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -76,7 +76,24 @@ _TYPE_OF_STATUS = {401: "authentication_error", 403: "permission_error", 404: "n
 
 # Errors that mean the database is unreachable or busy for now (not a bad query).
 DATABASE_OUTAGE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout, ConnectionError)
+# SQLSTATE classes (and codes) of a database that refuses or dropped us: connection exception,
+# operator intervention (shut down, cannot connect now), insufficient resources, and "not accepting
+# connections" (a database being failed over or closed to connections).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+_OUTAGE_SQLSTATES = ("55000",)
 DATABASE_RETRY_AFTER_SECONDS = 5.0
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached now (not that a query is wrong)."""
+    if isinstance(exc, DATABASE_OUTAGE):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES or sqlstate in _OUTAGE_SQLSTATES
 
 # Not a status anyone reads (the client is gone): it labels the request in logs and metrics.
 CLIENT_CLOSED_REQUEST = 499
@@ -144,12 +161,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return service_error_response(exc)
 
-    async def _database_outage(_request: Request, exc: Exception) -> JSONResponse:
+    async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            log.error("database error", exc_info=exc)
+            return unexpected_error_response()
         log.warning("database unavailable: %s", type(exc).__name__)
         return service_error_response(database_unavailable())
 
-    for outage in DATABASE_OUTAGE:
-        app.add_exception_handler(outage, _database_outage)
+    for error in (DBAPIError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(error, _database_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
