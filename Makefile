@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.lock | cut -d' ' -f1)
 
-.PHONY: run test lint venv checkov services proto proto-check bench clean settings-table ops-check dashboards
+.PHONY: run test faults lint venv checkov services proto proto-check bench clean settings-table ops-check dashboards
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ run: venv services
 # Every test; the ops check (tests/ops) is part of it.
 test: venv checkov services
 	$(PY) -m pytest
+
+# The fault-injection suite (tests/faults): a private RabbitMQ node stopped, started and blocked,
+# the gateway killed and terminated, while clients upload and watch jobs (README: Reliability).
+faults: venv
+	$(PY) -m pytest tests/faults -m faults -q -s -p no:cacheprovider
 
 # The monitoring proven on one machine: the platform, a real Prometheus scraping it as the chart's
 # monitors say, the chart's rules, dashboards and canary analysis asserted against live series;

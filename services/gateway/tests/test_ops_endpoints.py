@@ -17,7 +17,7 @@ async def test_readyz_is_ready_when_database_and_broker_answer(jobs_gateway) -> 
     gw = await jobs_gateway()
     reply = await gw.client.get("/readyz")
     assert reply.status_code == 200
-    assert reply.json()["checks"] == {"database": True, "broker": True}
+    assert reply.json()["checks"] == {"database": True, "broker": True, "serving": True}
 
 
 async def test_readyz_says_which_dependency_is_down(jobs_gateway) -> None:
@@ -25,7 +25,7 @@ async def test_readyz_says_which_dependency_is_down(jobs_gateway) -> None:
     await gw.resources.amqp.close()
     reply = await gw.client.get("/readyz")
     assert reply.status_code == 503
-    assert reply.json()["checks"] == {"database": True, "broker": False}
+    assert reply.json()["checks"] == {"database": True, "broker": False, "serving": True}
 
 
 async def test_readyz_answers_within_its_deadline_when_the_database_hangs(jobs_gateway, monkeypatch) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, TypeVar
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 T = TypeVar("T")
@@ -46,6 +46,9 @@ class AmqpSettings(BaseSettings):
 
     # The RabbitMQ broker: amqp://user:password@host:port/vhost.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # A publish the broker has not confirmed within this long fails (503 with Retry-After at an
+    # HTTP edge): a broker under its memory or disk alarm blocks publishers instead of refusing them.
+    amqp_publish_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 class BlobSettings(BaseSettings):

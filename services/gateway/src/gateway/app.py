@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,6 +20,7 @@ from gateway.chat.routes import router as chat_router
 from gateway.console import mount_console
 from gateway.deps import ResourcesDep
 from gateway.documents.routes import router as documents_router
+from gateway.draining import Draining
 from gateway.errors import install_error_handlers
 from gateway.intake import BodyCaps, Intake
 from gateway.jobs.routes import router as jobs_router
@@ -43,8 +44,9 @@ async def healthz() -> dict[str, str]:
 
 
 @ops.get("/readyz")
-async def readyz(resources: ResourcesDep) -> JSONResponse:
-    checks = {"database": await _database_ok(resources), "broker": resources.amqp.is_connected}
+async def readyz(request: Request, resources: ResourcesDep) -> JSONResponse:
+    checks = {"database": await _database_ok(resources), "broker": resources.amqp.is_connected,
+              "serving": not request.app.state.draining.is_set()}
     ready = all(checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)
@@ -88,6 +90,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not auth.enabled:
             log.warning("GATEWAY_API_KEYS is unset: the /v1 API accepts requests without a key")
+        draining.bind(asyncio.get_running_loop())
         async with AsyncExitStack() as stack:
             stack.push_async_callback(close_admission)
             app.state.resources = await open_resources(settings, stack)
@@ -97,6 +100,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # would otherwise ask OpenTelemetry's global providers on every request whether it is on.
     app = FastAPI(title="genai gateway", version="0.1.0", lifespan=lifespan,
                   telemetry={"tracing": False, "metrics": False, "logs": False})
+    draining = app.state.draining = Draining()
     # Every /v1 request: the key (its tenant), the limits and the body cap, before any body is read
     # or any route runs (gateway.intake); inside the request context, so refusals carry the id.
     app.add_middleware(Intake, auth=auth, admission=admission, caps=_body_caps(settings))

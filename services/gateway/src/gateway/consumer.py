@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from gateway.progress import JobState, ProgressReport
 from genai.events.v1 import events_pb2
-from genai_common.amqp import JOB_PROGRESS, PermanentFailure, QueueSpec, RetryPolicy, decode
+from genai_common.amqp import JOB_PROGRESS, Amqp, PermanentFailure, QueueSpec, RetryPolicy, decode
 
 PROGRESS_QUEUE_NAME = "gateway.job-progress"
 
@@ -56,6 +56,11 @@ class ProgressConsumer:
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         await self.dispatch(decode(message, events_pb2.JobProgress))
+
+    async def replay_dead_letters(self, amqp: Amqp, limit: int = 1000) -> int:
+        """Apply the events this consumer gave up on (its dead-letter queue) again; a failure
+        (the database still down) leaves the rest for the next call."""
+        return await amqp.replay(progress_queue(1, 1).dead_letter_queue, self, limit=limit)
 
     async def dispatch(self, event: events_pb2.JobProgress) -> None:
         """Apply one event (what a delivery does once its body is decoded)."""

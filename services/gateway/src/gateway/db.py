@@ -21,12 +21,15 @@ class Base(DeclarativeBase):
     pass
 
 
-def open_engine(url: str) -> AsyncEngine:
+def open_engine(url: str, *, busy_timeout: float = 30.0, pool_timeout: float = 30.0) -> AsyncEngine:
+    """`busy_timeout`: how long a SQLite statement waits for another writer's lock before it fails
+    (an outage the HTTP edge answers 503); `pool_timeout`: how long a caller waits for a pooled
+    PostgreSQL connection before it fails the same way."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": busy_timeout})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -37,7 +40,7 @@ def open_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=pool_timeout)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -19,6 +19,10 @@ translate it, so an error a route did not expect still gets its own status, neve
 | UpstreamError | 502 | api_error |
 | Unavailable | 503 (+ Retry-After, retry-after-ms when known) | service_unavailable |
 | DeadlineExceeded | 504 | timeout_error |
+
+The database failing to answer (refused or dropped connections, SQLite locked, the pool
+exhausted) is an outage, not a bug: 503 with `Retry-After` (DATABASE_RETRY_AFTER_SECONDS), so
+a client retries an upload or a job submission later instead of giving up on a 500.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -71,6 +77,27 @@ _TYPE_OF_STATUS = {401: "authentication_error", 403: "permission_error", 404: "n
                    405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
                    429: "rate_limit_error"}
 
+# Errors that mean the database is unreachable or busy for now (not a bad query).
+DATABASE_OUTAGE: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout, ConnectionError)
+# SQLSTATE classes (and codes) of a database that refuses or dropped us: connection exception,
+# operator intervention (shut down, cannot connect now), insufficient resources, and "not accepting
+# connections" (a database being failed over or closed to connections).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+_OUTAGE_SQLSTATES = ("55000",)
+DATABASE_RETRY_AFTER_SECONDS = 5.0
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached now (not that a query is wrong)."""
+    if isinstance(exc, DATABASE_OUTAGE):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES or sqlstate in _OUTAGE_SQLSTATES
+
 # Not a status anyone reads (the client is gone): it labels the request in logs and metrics.
 CLIENT_CLOSED_REQUEST = 499
 
@@ -110,6 +137,11 @@ def service_error_response(exc: ServiceError) -> JSONResponse:
     return JSONResponse(service_error_body(exc), status_code=http_status(exc)[0], headers=_headers(exc))
 
 
+def database_unavailable() -> Unavailable:
+    return Unavailable("the database is unavailable; retry later", retry_after=DATABASE_RETRY_AFTER_SECONDS,
+                       code="database_unavailable")
+
+
 def unexpected_error_response() -> JSONResponse:
     return JSONResponse(error_body("internal server error", "api_error"), status_code=500)
 
@@ -132,6 +164,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return service_error_response(exc)
+
+    async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            log.error("database error", exc_info=exc)
+            return unexpected_error_response()
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return service_error_response(database_unavailable())
+
+    for error in (DBAPIError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(error, _database_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -72,6 +72,9 @@ class GatewaySettings(AmqpSettings, BlobSettings, CommonSettings):
     # Bring the schema to the newest revision at start (one machine). In a cluster a Job runs
     # `python -m gateway.migrate` once per release and replicas only wait for the schema.
     gateway_migrate_on_start: bool = True
+    # How long a request waits for the database (a SQLite write lock, a pooled PostgreSQL
+    # connection) before it is answered 503 with Retry-After.
+    gateway_database_wait_seconds: float = Field(default=30.0, gt=0)
     # How long a replica that does not migrate waits for the schema before it exits.
     gateway_schema_wait_seconds: float = Field(default=600.0, gt=0)
 
@@ -96,10 +99,21 @@ class GatewaySettings(AmqpSettings, BlobSettings, CommonSettings):
     # attempts or this long since the first failure it is recorded as failed.
     text_job_retry_attempts: int = Field(default=5, ge=1)
     text_job_retry_budget_seconds: float = Field(default=600.0, gt=0)
+    # Text jobs waiting in the queue at most; past it new ones are refused with 503 and Retry-After.
+    text_job_queue_max_length: int = Field(default=10000, ge=1)
     # A progress event the gateway could not apply (its database down) is retried with back-off
     # for this long before it is dead-lettered (the records it would have moved stay as they are).
     gateway_progress_retry_attempts: int = Field(default=20, ge=1)
     gateway_progress_retry_budget_seconds: float = Field(default=1800.0, gt=0)
+    # The reconciliation sweep (gateway.reconcile), run by every replica this often: dead-lettered
+    # progress events applied again; a document or job queued with no update for
+    # GATEWAY_SWEEP_QUEUED_SECONDS published again, and failed once it has waited
+    # GATEWAY_SWEEP_GIVE_UP_SECONDS since submission; one processing or running with no progress for
+    # GATEWAY_SWEEP_RUNNING_SECONDS failed with the reason (longer than a worker's retry budget).
+    gateway_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    gateway_sweep_queued_seconds: float = Field(default=900.0, gt=0)
+    gateway_sweep_running_seconds: float = Field(default=2400.0, gt=0)
+    gateway_sweep_give_up_seconds: float = Field(default=21600.0, gt=0)
     jobs_sse_keepalive_seconds: float = 15.0
     # How often an event stream re-reads its job (another replica may have applied the update).
     jobs_sse_poll_seconds: float = 2.0

@@ -4,8 +4,9 @@ dependency order, and held on one `Resources` object; the exit stack closes them
 Start-up order: database (migrated), blob store, broker, peers (scraper, retriever), the LLM
 (none without LLM_BASE_URL: chat answers retrieval-only, batch text is refused), then the
 features that use them (documents, jobs, chat), the clean-up of uploads and jobs a stopped
-gateway left half done, and last the consumers (`job.progress`; `text.job.requested` when there
-is an LLM). Shutdown runs backwards: consumers stop first, then the clients close.
+gateway left half done, the consumers (`job.progress`; `text.job.requested` when there is an
+LLM), and last the reconciliation sweep. Shutdown runs backwards: the sweep and the consumers
+stop first, then the clients close.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -40,6 +43,7 @@ from gateway.llm import LLM
 from gateway.metrics import CHATS_IN_FLIGHT, CHATS_QUEUED, observe_backend
 from gateway.migrate import ensure_schema
 from gateway.peers import RetrieverClient, ScraperClient
+from gateway.reconcile import Deadlines, Reconciler
 from gateway.record_counts import RecordCounts
 from gateway.settings import GatewaySettings
 from genai_common.amqp import Amqp, RetryPolicy
@@ -63,16 +67,18 @@ class Resources:
     documents: DocumentLibrary
     jobs: JobBoard
     progress: ProgressConsumer
+    reconciler: Reconciler
 
 
 async def open_resources(settings: GatewaySettings, stack: AsyncExitStack) -> Resources:
     """Open and build everything; `stack` closes it all (consumers first)."""
     await ensure_schema(settings)  # migrates, or waits for the release's migration Job
-    engine = open_engine(settings.database_url)
+    engine = open_engine(settings.database_url, busy_timeout=settings.gateway_database_wait_seconds,
+                         pool_timeout=settings.gateway_database_wait_seconds)
     stack.push_async_callback(engine.dispose)
     sessions = session_factory(engine)
     blobs = open_blob_store(settings.blob_store_url)
-    amqp = Amqp(settings.amqp_url)
+    amqp = Amqp(settings.amqp_url, name="gateway", publish_timeout=settings.amqp_publish_timeout_seconds)
     await amqp.connect()
     stack.push_async_callback(amqp.close)
     scraper, retriever = _open_peers(settings, stack)
@@ -90,8 +96,27 @@ async def open_resources(settings: GatewaySettings, stack: AsyncExitStack) -> Re
     await documents.forget_unpublished()
     await jobs.republish_stale()
     await _start_consumers(settings, amqp, progress, jobs, llm, stack)
+    reconciler = _start_sweep(settings, documents, jobs, lambda: progress.replay_dead_letters(amqp), stack)
     return Resources(settings=settings, engine=engine, sessions=sessions, blobs=blobs, amqp=amqp, chat=chat,
-                     documents=documents, jobs=jobs, progress=progress)
+                     documents=documents, jobs=jobs, progress=progress, reconciler=reconciler)
+
+
+def _start_sweep(settings: GatewaySettings, documents: DocumentLibrary, jobs: JobBoard,
+                 replay: Callable[[], Awaitable[int]], stack: AsyncExitStack) -> Reconciler:
+    """The periodic reconciliation sweep (gateway.reconcile), cancelled first at shutdown."""
+    deadlines = Deadlines(queued=timedelta(seconds=settings.gateway_sweep_queued_seconds),
+                          running=timedelta(seconds=settings.gateway_sweep_running_seconds),
+                          give_up=timedelta(seconds=settings.gateway_sweep_give_up_seconds))
+    reconciler = Reconciler(documents, jobs, replay, deadlines)
+    sweeping = asyncio.create_task(reconciler.run(settings.gateway_sweep_interval_seconds), name="sweep")
+
+    async def stop() -> None:
+        sweeping.cancel()
+        # Bounded: a sweep cancelled halfway through a broker call must not hold up shutdown.
+        await asyncio.wait({sweeping}, timeout=settings.shutdown_grace_seconds)
+
+    stack.push_async_callback(stop)
+    return reconciler
 
 
 def _start_metrics(counts: RecordCounts, chat: ChatAnswerer, stack: AsyncExitStack) -> None:
@@ -174,4 +199,4 @@ async def _start_consumers(settings: GatewaySettings, amqp: Amqp, progress: Prog
         retry = RetryPolicy(attempts=settings.text_job_retry_attempts,
                             budget_seconds=settings.text_job_retry_budget_seconds)
         await amqp.consume(handler.queue(settings.text_job_queue, concurrency=settings.text_job_concurrency,
-                                         retry=retry), handler)
+                                         retry=retry, max_length=settings.text_job_queue_max_length), handler)

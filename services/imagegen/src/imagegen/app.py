@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 def queue_spec(settings: ImagegenSettings, on_give_up: GiveUp | None = None) -> QueueSpec:
     retry = RetryPolicy(attempts=settings.imagegen_retry_attempts,
                         budget_seconds=settings.imagegen_retry_budget_seconds)
-    return QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), prefetch=1, retry=retry, on_give_up=on_give_up)
+    return QueueSpec(settings.imagegen_queue, (IMAGE_JOB_REQUESTED,), prefetch=1, retry=retry, on_give_up=on_give_up,
+                     max_length=settings.imagegen_queue_max_length)
 
 
 async def load_renderer(settings: ImagegenSettings) -> Renderer:
@@ -58,7 +59,8 @@ async def run(settings: ImagegenSettings) -> None:
     stop = shutdown_event()
     record_build_info("imagegen")
     consuming = False
-    amqp = Amqp(settings.amqp_url, name="imagegen")  # connected once the pipeline is ready
+    # Connected once the pipeline is ready.
+    amqp = Amqp(settings.amqp_url, name="imagegen", publish_timeout=settings.amqp_publish_timeout_seconds)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(OpsServer(settings.imagegen_metrics_host, settings.imagegen_metrics_port,
                                                   ready=lambda: consuming and amqp.is_connected))

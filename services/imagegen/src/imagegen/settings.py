@@ -37,6 +37,9 @@ class ImagegenSettings(AmqpSettings, BlobSettings, CommonSettings):
     # attempts or this long since the first failure it is recorded as failed and dead-lettered.
     imagegen_retry_attempts: int = Field(default=5, ge=1)
     imagegen_retry_budget_seconds: float = Field(default=900.0, gt=0)
+    # Image jobs waiting in the queue at most; past it the broker refuses new jobs and the gateway
+    # answers 503 with Retry-After. Applies when the queue is first declared.
+    imagegen_queue_max_length: int = Field(default=1000, ge=1)
 
     # Limits a job must respect; a job outside them fails at once (it can never succeed).
     imagegen_max_images: int = Field(default=8, ge=1)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def queue_spec(settings: IngestSettings, on_give_up: GiveUp | None = None) -> QueueSpec:
     retry = RetryPolicy(attempts=settings.ingest_retry_attempts, budget_seconds=settings.ingest_retry_budget_seconds)
     return QueueSpec(settings.ingest_queue, routing_keys=(DOCUMENT_UPLOADED,), prefetch=settings.ingest_prefetch,
-                     retry=retry, on_give_up=on_give_up)
+                     retry=retry, on_give_up=on_give_up, max_length=settings.ingest_queue_max_length)
 
 
 def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: RetrieverIndexer) -> IngestPipeline:
@@ -49,7 +49,7 @@ async def run(settings: IngestSettings) -> None:
     async with AsyncExitStack() as stack:
         channel = open_channel(settings.retriever_addr)
         stack.push_async_callback(channel.close)
-        amqp = Amqp(settings.amqp_url, name="ingest")
+        amqp = Amqp(settings.amqp_url, name="ingest", publish_timeout=settings.amqp_publish_timeout_seconds)
         await amqp.connect()
         stack.push_async_callback(amqp.close)
         await stack.enter_async_context(OpsServer(settings.ingest_metrics_host, settings.ingest_metrics_port,

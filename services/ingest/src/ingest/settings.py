@@ -21,6 +21,9 @@ class IngestSettings(AmqpSettings, BlobSettings, CommonSettings):
     ingest_prefetch: int = 4
     ingest_retry_attempts: int = Field(default=10, ge=1)
     ingest_retry_budget_seconds: float = Field(default=900.0, gt=0)
+    # Documents waiting in the queue at most; past it the broker refuses uploads (`reject-publish`)
+    # and the gateway answers 503 with Retry-After. Applies when the queue is first declared.
+    ingest_queue_max_length: int = Field(default=10000, ge=1)
 
     # PDF parsing: child processes at once, and the limits each one runs under.
     ingest_parse_concurrency: int = 2

@@ -12,20 +12,37 @@ import aio_pika
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
 from google.protobuf.message import Message
 
-from genai_common.amqp.consumer import Consumer, Handler
+from genai_common.amqp.codec import PermanentFailure
+from genai_common.amqp.consumer import Consumer, Handler, describe
 from genai_common.amqp.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, PROTOBUF_CONTENT_TYPE, QueueSpec
-from genai_common.errors import Unavailable
+from genai_common.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 
 _PUBLISH_ERRORS = (aio_pika.exceptions.AMQPError, aio_pika.exceptions.DeliveryError,
                    aio_pika.exceptions.PublishError, ConnectionError, TimeoutError, RuntimeError)
+# How soon a client may try again after the broker refused its message (Retry-After).
+FULL_RETRY_AFTER_SECONDS = 5.0
+BLOCKED_RETRY_AFTER_SECONDS = 5.0
+DOWN_RETRY_AFTER_SECONDS = 1.0
+
+
+def refused(what: str, exc: BaseException, timeout: float) -> Unavailable:
+    """Why the broker did not take a message, as the Unavailable a client is answered with."""
+    if isinstance(exc, TimeoutError):  # blocked by a memory or disk alarm, or far too slow
+        return Unavailable(f"the message broker did not confirm {what} within {timeout:g} s",
+                           retry_after=BLOCKED_RETRY_AFTER_SECONDS, code="broker_busy")
+    if type(exc) is aio_pika.exceptions.DeliveryError:  # nacked: a queue at its length limit
+        return Unavailable(f"the queue for {what} is full", retry_after=FULL_RETRY_AFTER_SECONDS,
+                           code="queue_full")
+    return Unavailable(f"message broker did not accept {what}: {type(exc).__name__}",
+                       retry_after=DOWN_RETRY_AFTER_SECONDS, code="broker_unavailable")
 
 
 class Amqp:
     """A confirmed publisher channel plus one channel per consumer."""
 
-    def __init__(self, url: str, *, name: str = "genai", publish_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, name: str = "genai", publish_timeout: float = 5.0) -> None:
         self._url = url
         self._name = name
         self._publish_timeout = publish_timeout
@@ -83,8 +100,7 @@ class Amqp:
         try:
             await self._exchange.publish(message, routing_key, mandatory=True, timeout=self._publish_timeout)
         except _PUBLISH_ERRORS as exc:
-            raise Unavailable(f"message broker did not accept {routing_key}: {type(exc).__name__}",
-                              retry_after=1.0) from exc
+            raise refused(routing_key, exc, self._publish_timeout) from exc
 
     async def publish_to_queue(self, queue: str, message: aio_pika.Message) -> None:
         """Publish straight to one queue (the default exchange), confirmed; raises Unavailable."""
@@ -93,7 +109,7 @@ class Amqp:
             await self._publish_channel.default_exchange.publish(
                 message, queue, mandatory=True, timeout=self._publish_timeout)
         except _PUBLISH_ERRORS as exc:
-            raise Unavailable(f"message broker did not accept a message for {queue}: {type(exc).__name__}") from exc
+            raise refused(f"a message for {queue}", exc, self._publish_timeout) from exc
 
     async def declare_queue(self, spec: QueueSpec, channel: AbstractRobustChannel | None = None) -> AbstractQueue:
         """Declare a quorum work queue, its retry queues, bindings and dead-letter queue (idempotent)."""
@@ -125,6 +141,36 @@ class Amqp:
             if not probe.is_closed:
                 await probe.close()
         return await channel.declare_queue(spec.name, durable=True, arguments=spec.queue_arguments())
+
+    async def replay(self, queue: str, handler: Handler, *, limit: int) -> int:
+        """Hand up to `limit` messages waiting in `queue` (a dead-letter queue) to `handler`, one
+        at a time (basic.get); each one handled is acked. The first that fails transiently is put
+        back and ends the replay (the next one tries again); one that can never succeed
+        (PermanentFailure, InvalidInput) is logged and dropped. Returns how many were handled."""
+        assert self._connection is not None, "connect() first"
+        handled = 0
+        channel = await self._connection.channel()
+        try:
+            source = await channel.get_queue(queue, ensure=False)
+            while handled < limit and (message := await source.get(fail=False, timeout=self._publish_timeout)):
+                try:
+                    await handler(message)
+                except (PermanentFailure, InvalidInput) as exc:
+                    log.error("dropping a dead-lettered message that can never apply: %s", describe(exc),
+                              extra={"queue": queue})
+                    await message.reject(requeue=False)
+                    continue
+                except Exception as exc:
+                    log.warning("replay of %s stopped: %s", queue, describe(exc))
+                    await message.nack(requeue=True)
+                    break
+                await message.ack()
+                handled += 1
+        finally:
+            if not channel.is_closed:
+                async with asyncio.timeout(self._publish_timeout):
+                    await channel.close()
+        return handled
 
     async def consume(self, spec: QueueSpec, handler: Handler) -> Consumer:
         """Declare `spec` on a channel of its own with `prefetch`, and start consuming.

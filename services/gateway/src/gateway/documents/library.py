@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.documents.domain import Document, Page, ProgressUpdate, Retriever, Status, UploadPublisher
 from gateway.documents.naming import document_name
@@ -110,6 +110,18 @@ class DocumentLibrary:
                                                 document_ids=document_ids, mode=mode, tenant=tenant)
         names = await self._store.indexed_names(tenant, [p.document_id for p in passages])
         return [replace(p, document_name=names[p.document_id]) for p in passages if p.document_id in names]
+
+    async def stalled(self, status: Status, updated_before: datetime, limit: int) -> list[Document]:
+        return await self._store.stalled(status, updated_before, limit)
+
+    async def requeue(self, document: Document, updated_before: datetime, now: datetime) -> bool:
+        """Publish `document.uploaded` again for a document nobody picked up (idempotent: ingest
+        makes the same chunk ids); False when it moved meanwhile. Raises Unavailable when the
+        broker refuses it (the next sweep tries again)."""
+        if not await self._store.claim(document.id, document.status, updated_before, now):
+            return False
+        await self._publisher.document_uploaded(document)
+        return True
 
     async def forget_unpublished(self) -> int:
         """Drop records (and blobs) of uploads that died before their broker confirm."""

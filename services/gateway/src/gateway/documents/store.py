@@ -146,6 +146,24 @@ class DocumentStore:
                 DocumentRow.published.is_(False), DocumentRow.created_at < cutoff).limit(1000))
             return [to_document(r) for r in rows]
 
+    async def stalled(self, status: Status, updated_before: datetime, limit: int) -> list[Document]:
+        """Published documents in `status` that nothing updated since `updated_before`, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.scalars(select(DocumentRow).where(
+                DocumentRow.published.is_(True), DocumentRow.status == status.value,
+                DocumentRow.updated_at < updated_before).order_by(DocumentRow.updated_at).limit(limit))
+            return [to_document(r) for r in rows]
+
+    async def claim(self, document_id: str, status: Status, updated_before: datetime, now: datetime) -> bool:
+        """Touch a stalled record so that one sweep (of one replica) repairs it; False when it
+        moved or another sweep took it meanwhile."""
+        async with self._sessions.begin() as session:
+            claimed = await session.scalar(
+                update(DocumentRow).where(DocumentRow.id == document_id, DocumentRow.status == status.value,
+                                          DocumentRow.updated_at < updated_before)
+                .values(updated_at=now).returning(DocumentRow.id))
+        return claimed is not None
+
     async def status_counts(self) -> dict[str, tuple[int, datetime]]:
         """status -> (documents, when the oldest was uploaded), over the visible documents."""
         async with self._sessions() as session:

@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.jobs.domain import ImageRequest, Job, JobLimits, Kind, NewJob, Submission, TextRequest
@@ -154,6 +154,17 @@ class JobBoard:
         await self._store.mark_published([job.id for job in stale])
         log.warning("republished %d jobs that were recorded but never queued", len(stale))
         return len(stale)
+
+    async def stalled(self, state: JobState, updated_before: datetime, limit: int) -> list[Job]:
+        return await self._store.stalled(state, updated_before, limit)
+
+    async def requeue(self, job: Job, updated_before: datetime, now: datetime) -> bool:
+        """Publish a job nobody picked up again (its worker applies it once: results are keyed by
+        job); False when it moved meanwhile. Raises Unavailable when the broker refuses it."""
+        if not await self._store.claim(job.id, job.status, updated_before, now):
+            return False
+        await self._publish([job])
+        return True
 
     async def get(self, tenant: str, job_id: str) -> Job:
         """The tenant's job; NotFound for another tenant's id as for an unknown one."""

@@ -22,9 +22,10 @@ class TextJobHandler:
     def __init__(self, worker: TextJobWorker) -> None:
         self._worker = worker
 
-    def queue(self, name: str, *, concurrency: int, retry: RetryPolicy) -> QueueSpec:
+    def queue(self, name: str, *, concurrency: int, retry: RetryPolicy, max_length: int | None = None) -> QueueSpec:
         """The queue this handler consumes, its give-up hook attached."""
-        return QueueSpec(name, (TEXT_JOB_REQUESTED,), prefetch=concurrency, retry=retry, on_give_up=self.give_up)
+        return QueueSpec(name, (TEXT_JOB_REQUESTED,), prefetch=concurrency, retry=retry, on_give_up=self.give_up,
+                         max_length=max_length)
 
     async def __call__(self, message: AbstractIncomingMessage) -> None:
         event = decode(message, events_pb2.TextJobRequested)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.auth import Caller
@@ -70,9 +70,10 @@ async def cancel_job(job_id: JobId, jobs: Jobs, caller: Caller) -> dict[str, Any
 
 
 @router.get("/{job_id}/events")
-async def job_event_stream(job_id: JobId, jobs: Jobs, settings: Settings, caller: Caller) -> StreamingResponse:
+async def job_event_stream(job_id: JobId, jobs: Jobs, settings: Settings, caller: Caller,
+                           request: Request) -> StreamingResponse:
     await jobs.get(caller.tenant, job_id)  # 404 (also for another tenant's job) before the stream starts
-    stream = job_events(job_id, jobs.find, jobs.watchers,
+    stream = job_events(job_id, jobs.find, jobs.watchers, request.app.state.draining,
                         keepalive=settings.jobs_sse_keepalive_seconds, poll=settings.jobs_sse_poll_seconds)
     return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=HEADERS)
 

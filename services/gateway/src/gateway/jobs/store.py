@@ -193,6 +193,24 @@ class JobStore:
             raise Conflict(f"job {job_id} already {job.status.value}; it cannot be cancelled")
         return job, changed
 
+    async def stalled(self, state: JobState, updated_before: datetime, limit: int) -> list[Job]:
+        """Published jobs in `state` that nothing updated since `updated_before`, oldest first."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                select(JobRow).where(JobRow.published_at.is_not(None), JobRow.status == state.value,
+                                     JobRow.updated_at < updated_before).order_by(JobRow.updated_at).limit(limit))
+            return [to_job(row) for row in result.scalars()]
+
+    async def claim(self, job_id: str, state: JobState, updated_before: datetime, now: datetime) -> bool:
+        """Touch a stalled job so that one sweep (of one replica) repairs it; False when it moved
+        or another sweep took it meanwhile."""
+        async with self._sessions.begin() as session:
+            claimed = await session.scalar(
+                update(JobRow).where(JobRow.id == job_id, JobRow.status == state.value,
+                                     JobRow.updated_at < updated_before)
+                .values(updated_at=now).returning(JobRow.id))
+        return claimed is not None
+
     async def status_counts(self) -> dict[tuple[str, str], tuple[int, datetime]]:
         """(kind, status) -> (jobs, when the oldest was submitted)."""
         async with self._sessions() as session:
