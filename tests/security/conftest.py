@@ -2,7 +2,8 @@
 process (so a blocked event loop shows as a slow /healthz, measured from this process), with
 SQLite and blobs in the test's folder, RabbitMQ in the session's vhost, peers nowhere and no LLM.
 
-`gateway(**env)` starts one and returns its base URL; `healthz_during(url, work)` runs `work`
+`gateway(name, **env)` starts one and returns its base URL (`shared_gateway`: one with the
+default settings for a whole module); `healthz_during(url, work)` runs `work`
 while it times /healthz over and over, and returns the slowest answer.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +42,38 @@ async def _bind_sinks(amqp_url: str) -> None:
             await queue.bind(exchange, routing_key=key)
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path, rabbit_url: str) -> AsyncIterator[Callable[..., str]]:
-    await _bind_sinks(rabbit_url)
+def _start(folder: Path, rabbit_url: str, started: list[Service], name: str, env: dict[str, str]) -> str:
+    port = free_port()
+    values = {
+        "GATEWAY_PORT": str(port), "AMQP_URL": rabbit_url, "GATEWAY_API_KEYS": API_KEYS,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{folder}/{name}.db", "BLOB_STORE_URL": f"file://{folder}/blobs",
+        "SCRAPER_ADDR": f"127.0.0.1:{free_port()}", "RETRIEVER_ADDR": f"127.0.0.1:{free_port()}",
+        "GATEWAY_SCRAPE_DEADLINE_SECONDS": "2", "GATEWAY_RETRIEVE_DEADLINE_SECONDS": "2", "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    service = Service("gateway", values, folder / f"{name}.log")
+    started.append(service)
+    url = f"http://127.0.0.1:{port}"
+    service.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=60)
+    return url
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(tmp_path_factory: pytest.TempPathFactory, rabbit_url: str) -> Iterator[str]:
+    """One gateway with the default settings for a whole module (each start costs seconds)."""
+    asyncio.run(_bind_sinks(rabbit_url))
     started: list[Service] = []
+    yield _start(tmp_path_factory.mktemp("shared-gateway"), rabbit_url, started, "shared", {})
+    for service in started:
+        service.terminate(timeout=10)
 
-    def start(name: str = "gw", **env: str) -> str:
-        port = free_port()
-        values = {
-            "GATEWAY_PORT": str(port), "AMQP_URL": rabbit_url, "GATEWAY_API_KEYS": API_KEYS,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gateway.db", "BLOB_STORE_URL": f"file://{tmp_path}/blobs",
-            "SCRAPER_ADDR": f"127.0.0.1:{free_port()}", "RETRIEVER_ADDR": f"127.0.0.1:{free_port()}",
-            "GATEWAY_SCRAPE_DEADLINE_SECONDS": "2", "GATEWAY_RETRIEVE_DEADLINE_SECONDS": "2", "LOG_LEVEL": "WARNING",
-            **env,
-        }
-        values.pop("LLM_BASE_URL", None)
-        service = Service("gateway", values, tmp_path / f"{name}.log")
-        started.append(service)
-        url = f"http://127.0.0.1:{port}"
-        service.wait_until(lambda: http_ok(f"{url}/healthz"), timeout=60)
-        return url
 
-    yield start
+@pytest.fixture
+def gateway(tmp_path: Path, rabbit_url: str) -> Iterator[Callable[..., str]]:
+    """`gateway(name, **env)`: a gateway of the test's own, with settings of its own."""
+    asyncio.run(_bind_sinks(rabbit_url))
+    started: list[Service] = []
+    yield lambda name="gw", **env: _start(tmp_path, rabbit_url, started, name, env)
     for service in started:
         service.terminate(timeout=10)
 

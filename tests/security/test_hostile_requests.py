@@ -25,8 +25,8 @@ async def _post(url: str, path: str, **kwargs: object) -> httpx.Response:
         return await client.post(path, **kwargs)  # type: ignore[arg-type]
 
 
-async def test_a_chat_of_closing_brackets_does_not_freeze_the_gateway(gateway) -> None:
-    url = gateway()
+async def test_a_chat_of_closing_brackets_does_not_freeze_the_gateway(shared_gateway) -> None:
+    url = shared_gateway
     message = "see https://a.example/" + ")" * 150_000
     chat = {"model": "m", "messages": [{"role": "user", "content": message}]}
     reply, slowest = await healthz_during(url, _post(url, "/v1/chat/completions", json=chat, headers=auth("team-a")))
@@ -34,8 +34,8 @@ async def test_a_chat_of_closing_brackets_does_not_freeze_the_gateway(gateway) -
     assert slowest < HEALTHZ_SECONDS, slowest
 
 
-async def test_an_upload_of_brackets_is_sniffed_at_once(gateway) -> None:
-    url = gateway()
+async def test_an_upload_of_brackets_is_sniffed_at_once(shared_gateway) -> None:
+    url = shared_gateway
     body = _file_part(b"[" * 65_536, "brackets.txt")
     reply, slowest = await healthz_during(url, _post(url, "/v1/documents", content=body,
                                                      headers={**auth("team-a"), "Content-Type": MULTIPART}))
@@ -49,8 +49,8 @@ def _endless(chunk: bytes, total: int) -> Iterator[bytes]:
         yield f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
 
 
-async def test_a_huge_body_without_a_key_is_refused_before_it_is_read(gateway) -> None:
-    url = gateway()
+async def test_a_huge_body_without_a_key_is_refused_before_it_is_read(shared_gateway) -> None:
+    url = shared_gateway
     head = ("POST /v1/search HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n")
     work = raw_request(url, head, lambda: _endless(b" " * 65_536, 300 * 1024 * 1024))
@@ -71,8 +71,8 @@ async def test_a_json_body_over_its_cap_is_refused_while_it_arrives(gateway) -> 
     assert declared.status_code == 413 and declared.json()["error"]["code"] == "body_too_large"
 
 
-async def test_a_form_of_many_empty_fields_is_refused(gateway) -> None:
-    url = gateway()
+async def test_a_form_of_many_empty_fields_is_refused(shared_gateway) -> None:
+    url = shared_gateway
     fields = "".join(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n\r\n'
                      for i in range(65_536)).encode()
     body = fields + _file_part(b"hello", "a.txt")
@@ -83,16 +83,16 @@ async def test_a_form_of_many_empty_fields_is_refused(gateway) -> None:
     assert slowest < HEALTHZ_SECONDS, slowest
 
 
-async def test_a_part_with_endless_headers_is_refused(gateway) -> None:
-    url = gateway()
+async def test_a_part_with_endless_headers_is_refused(shared_gateway) -> None:
+    url = shared_gateway
     body = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
             f"X-Padding: {'a' * 100_000}\r\n\r\nhello\r\n--{BOUNDARY}--\r\n").encode()
     reply = await _post(url, "/v1/documents", content=body, headers={**auth("team-a"), "Content-Type": MULTIPART})
     assert reply.status_code == 400 and "header" in reply.json()["error"]["message"], reply.text
 
 
-async def test_bytes_after_the_closing_boundary_are_not_read(gateway) -> None:
-    url = gateway()
+async def test_bytes_after_the_closing_boundary_are_not_read(shared_gateway) -> None:
+    url = shared_gateway
     form = _file_part(b"Notes on the lighthouse.", "notes.txt")
     epilogue = 40 * 1024 * 1024  # within the upload cap, so only the closing boundary can stop it
     head = (f"POST /v1/documents HTTP/1.1\r\nHost: gateway\r\nAuthorization: {auth('team-a')['Authorization']}\r\n"
@@ -122,16 +122,16 @@ async def test_an_upload_that_trickles_in_is_cut_off_at_its_time_limit(gateway) 
     assert asyncio.get_running_loop().time() - started < 10
 
 
-async def test_a_png_that_mentions_pdf_is_not_taken_for_a_pdf(gateway) -> None:
-    url = gateway()
+async def test_a_png_that_mentions_pdf_is_not_taken_for_a_pdf(shared_gateway) -> None:
+    url = shared_gateway
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 + b"%PDF-1.7\n" + bytes(range(256)) * 8
     reply = await _post(url, "/v1/documents", content=_file_part(png, "x.pdf"),
                         headers={**auth("team-a"), "Content-Type": MULTIPART})
     assert reply.status_code == 415, reply.text
 
 
-async def test_a_failing_peer_s_details_never_reach_the_client(gateway) -> None:
-    url = gateway()
+async def test_a_failing_peer_s_details_never_reach_the_client(shared_gateway) -> None:
+    url = shared_gateway
     reply = await _post(url, "/v1/search", json={"query": "lighthouse"}, headers=auth("team-a"))
     assert reply.status_code in (503, 504), reply.text
     text = reply.text.lower()
