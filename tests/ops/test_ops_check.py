@@ -69,9 +69,10 @@ class Run:
 
 
 def _measure(prometheus: PrometheusServer, measurements: list[Measurement], want: str, *, never: str = "",
-             within: float = 20.0) -> dict[str, str]:
+             within: float = 60.0) -> dict[str, str]:
     """Each measurement's verdict, measured every second until all are `want` or `within` seconds
-    pass (the first ones may lack samples: Inconclusive). A `never` verdict, once seen, stays."""
+    pass (the first ones may lack samples: Inconclusive; on a loaded machine scrapes and rule
+    evaluations lag, hence the generous bound). A `never` verdict, once seen, stays."""
     verdicts: dict[str, str] = {}
     deadline = time.monotonic() + within
     while True:
