@@ -14,6 +14,7 @@ LLM answers 500. Then:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -126,7 +127,26 @@ def _healthy_then_failing(traffic: Traffic, prometheus: PrometheusServer, result
     traffic.stack.llm.fail_status = 500
     failing = [m for m in measurements if _service_of(m.template) in FAULTS]
     assert all(s == 502 for s in _drive(traffic, WINDOW_SECONDS + 3, fault=True))
-    result.failing = _measure(prometheus, failing, "Failed")
+    # The faults go on while they are measured: on a loaded machine scrapes and rule evaluations lag,
+    # and a window that emptied meanwhile would read Inconclusive.
+    statuses: list[int] = []
+    measuring = threading.Event()
+    driver = threading.Thread(target=lambda: statuses.extend(_drive_until(traffic, measuring)), daemon=True)
+    driver.start()
+    try:
+        result.failing = _measure(prometheus, failing, "Failed")
+    finally:
+        measuring.set()
+        driver.join(timeout=60)
+    assert all(s == 502 for s in statuses)
+
+
+def _drive_until(traffic: Traffic, done: threading.Event) -> list[int]:
+    statuses: list[int] = []
+    while not done.is_set():
+        statuses += traffic.chats()
+        traffic.slow_indexing()
+    return statuses
 
 
 def _service_of(template: str) -> str:
