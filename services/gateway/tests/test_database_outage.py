@@ -11,9 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aio_pika
+import pytest
+from sqlalchemy.exc import DBAPIError
 from test_documents_upload import HEADERS, multipart, tiny_pdf
 
 from gateway.consumer import PROGRESS_QUEUE_NAME
+from gateway.errors import is_database_outage
 from genai.events.v1 import events_pb2
 from tests.support.eventually import eventually
 
@@ -69,3 +72,22 @@ async def test_a_terminal_progress_event_during_an_outage_is_applied_when_the_da
         document = await eventually(lambda: gw.client.get(f"/v1/documents/{document_id}"),
                                     lambda r: r.json()["status"] == "indexed", within=15, what="indexed")
         assert document.json()["chunks"] == 3
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(("sqlstate", "outage"), [
+    ("55000", True),   # database "x" is not currently accepting connections (a failover)
+    ("57P01", True),   # terminating connection due to administrator command
+    ("08006", True),   # connection failure
+    ("53300", True),   # too many connections
+    ("42P01", False),  # undefined table: a bug, not an outage
+    ("23505", False),  # unique violation
+])
+def test_postgresql_errors_that_mean_an_outage_are_told_from_bugs(sqlstate: str, outage: bool) -> None:
+    error = DBAPIError("SELECT 1", {}, _DriverError(sqlstate))
+    assert is_database_outage(error) is outage
