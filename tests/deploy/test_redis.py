@@ -81,9 +81,9 @@ def test_redis_is_one_node_that_keeps_nothing(value_set: str) -> None:
 
 def test_redis_takes_its_memory_cap_and_scheduling_from_values() -> None:
     values = {"redis": {"maxmemory": "64mb", "nodeSelector": {"pool": "system"},
-                        "image": {"tag": "7.4.5-alpine", "digest": "sha256:" + "b" * 64}}}
+                        "image": {"tag": "7.2.5-alpine", "digest": "sha256:" + "b" * 64}}}
     objects = render(values)
     assert "maxmemory 64mb" in named(objects, "Secret")[REDIS]["stringData"]["redis.conf"].splitlines()
     spec = pod_spec(one(objects, "StatefulSet", REDIS))
     assert spec["nodeSelector"] == {"pool": "system"}
-    assert spec["containers"][0]["image"] == f"redis:7.4.5-alpine@sha256:{'b' * 64}"
+    assert spec["containers"][0]["image"] == f"redis:7.2.5-alpine@sha256:{'b' * 64}"
