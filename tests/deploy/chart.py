@@ -42,6 +42,12 @@ def _render(values_json: str, release: str) -> list[dict[str, Any]]:
             for doc in yaml.load_all(text, Loader=yaml.CSafeLoader) if doc]
 
 
+def notes(values: dict[str, Any] | None = None) -> str:
+    """What `helm install` prints after installing (templates/NOTES.txt)."""
+    files = helm_python.Chart.load(CHART).render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return next(text for path, text in files.items() if path.endswith("/NOTES.txt"))
+
+
 def render_set(value_set: str) -> list[dict[str, Any]]:
     return render(values_of(value_set))
 

@@ -49,7 +49,7 @@ REQUIRED = [
     ("prometheus", "gateway", 8000), ("prometheus", "scraper", 9101), ("prometheus", "retriever", 9102),
     ("prometheus", "ingest", 9103), ("prometheus", "imagegen", 9104), ("prometheus", "vllm", 8000),
     ("prometheus", "rabbitmq", 15692), ("prometheus", "qdrant", 6333),
-    ("scraper", PUBLIC_V4, 443), ("scraper", PUBLIC_V4, 80), ("scraper", PUBLIC_V6, 443),
+    ("scraper", PUBLIC_V4, 443), ("scraper", PUBLIC_V4, 80), ("scraper", PUBLIC_V6, 443), ("gateway", "redis", 6379),
     ("rabbitmq", "rabbitmq", 25672), ("rabbitmq", "rabbitmq", 4369), ("qdrant", "qdrant", 6335),
     ("vllm", PUBLIC_V4, 443), ("imagegen", PUBLIC_V4, 443),  # model downloads into the cache
 ]
@@ -69,6 +69,11 @@ FORBIDDEN = [
     ("ingress", "gateway", 9101), ("ingress", "scraper", 50051), (PUBLIC_V4, "gateway", 8000),
     ("postgresql", PUBLIC_V4, 443), ("rabbitmq", PUBLIC_V4, 443), ("qdrant", PUBLIC_V4, 443),
     ("migrations", "rabbitmq", 5672),
+    # Redis holds the gateway's limit counters: the gateway alone reaches it, and it reaches nothing.
+    ("scraper", "redis", 6379), ("retriever", "redis", 6379), ("ingest", "redis", 6379), ("imagegen", "redis", 6379),
+    ("vllm", "redis", 6379), ("migrations", "redis", 6379), ("stranger", "redis", 6379), ("elsewhere", "redis", 6379),
+    ("prometheus", "redis", 6379), ("ingress", "redis", 6379), ("gateway", "redis", 6380), ("redis", "gateway", 8000),
+    ("redis", PUBLIC_V4, 443), ("redis", "rabbitmq", 5672), ("redis", "postgresql", 5432),
 ]
 
 
@@ -120,6 +125,10 @@ def test_external_dependencies_are_reached_on_their_ports_and_ranges_only() -> N
     assert cluster.allows("gateway", "35.1.2.4", 443)  # the external LLM (no ranges given)
     assert not cluster.allows("imagegen", PUBLIC_V4, 443)  # its model cache is filled beforehand
     assert not cluster.allows("scraper", "10.30.0.10", 5432)
+    assert cluster.allows("gateway", "10.40.0.8", 6380)  # the external Redis: its port, its range
+    assert not cluster.allows("gateway", "10.40.0.9", 6380) and not cluster.allows("gateway", "10.40.0.8", 6379)
+    assert not cluster.allows("ingest", "10.40.0.8", 6380) and not cluster.allows("scraper", "10.40.0.8", 6380)
+    assert "redis" not in cluster.pods
 
 
 def test_gpu_workloads_that_run_offline_have_no_internet() -> None:

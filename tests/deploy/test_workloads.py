@@ -152,6 +152,13 @@ def test_labels_carry_the_image_version_and_a_chart_bump_restarts_nothing(value_
         assert not any(key.startswith("helm.sh/") for key in labels), workload["metadata"]["name"]
 
 
+@pytest.mark.parametrize("dependency", ["rabbitmq", "qdrant", "postgresql", "redis"])
+def test_built_in_dependencies_run_pinned_release_images(dependency: str) -> None:
+    image = pod_spec(one(render_set("default"), "StatefulSet", f"{RELEASE}-{dependency}"))["containers"][0]["image"]
+    repository, _, tag = image.partition(":")
+    assert repository and tag.lstrip("v")[:1].isdigit(), image  # a version, never latest or a moving major
+
+
 def test_an_image_is_pulled_by_digest_when_one_is_given() -> None:
     digest = "sha256:" + "a" * 64
     image = container(render({"gateway": {"image": {"tag": "1.2.3", "digest": digest}}}), "gateway")["image"]

@@ -1,6 +1,6 @@
 {{/*
 Shared named templates. Components pass a dict: .root (the top context), .name (the component:
-gateway, scraper, retriever, ingest, imagegen, vllm, rabbitmq, qdrant, postgresql, migrations)
+gateway, scraper, retriever, ingest, imagegen, vllm, rabbitmq, qdrant, postgresql, redis, migrations)
 and .values (its values block) where needed.
 */}}
 
@@ -197,6 +197,14 @@ kind: Deployment
 {{- end -}}
 {{- end }}
 
+{{/* Where the gateway counts its per-key limits: "redis" (built-in), "external" or "local" (each replica alone). */}}
+{{- define "genai.rateLimits" -}}
+{{- if .Values.redis.enabled -}}redis
+{{- else if .Values.externalRedis.existingSecret -}}external
+{{- else -}}local
+{{- end -}}
+{{- end }}
+
 {{/* The retriever's vector store: "qdrant" (built-in), "external" or "embedded". */}}
 {{- define "genai.vectorStore" -}}
 {{- if .Values.qdrant.enabled -}}qdrant
@@ -325,6 +333,20 @@ cluster_partition_handling = pause_minority
 quorum_queue.continuous_membership_reconciliation.enabled = true
 quorum_queue.continuous_membership_reconciliation.target_group_size = 3
 {{- end }}
+{{- end }}
+
+{{/*
+Redis's configuration (rendered into its Secret: it holds the password). Persistence is switched
+off on the command line as well (--save "" --appendonly no): the counters are ephemeral.
+*/}}
+{{- define "genai.redisConf" -}}
+bind * -::*
+port 6379
+protected-mode yes
+requirepass {{ .password }}
+dir /data
+maxmemory {{ .root.Values.redis.maxmemory }}
+maxmemory-policy volatile-ttl
 {{- end }}
 
 {{/* A NetworkPolicy peer: the release's pods of one component, (dict "root" $ "name" "scraper"). */}}
