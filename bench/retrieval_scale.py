@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -220,6 +221,7 @@ async def main(args: argparse.Namespace) -> int:
     finally:
         await server.stop(1)
         await store.close()
+        shutil.rmtree(root, ignore_errors=True)
     return report(rows)
 
 

@@ -243,8 +243,9 @@ async def test_the_embedded_engine_indexes_a_copy_in_the_background_and_keeps_wr
         await store.upsert([record("late", 0, [0, 0, 1, 0])])  # while the copy is being optimised
         assert await store.delete_document("d0") == 10
         assert (await store.search_dense([0, 0, 1, 0], limit=1))[0].document_id == "late"  # searchable meanwhile
+        await store.upsert([record(f"e{i // 10}", i % 10, [0, 0, 0, 1]) for i in range(300)])  # the next run's
         await store.settle()
-        assert await store.count() == 291
+        assert await store.count() == 591
         assert (await store.search_dense([0, 0, 1, 0], limit=1))[0].document_id == "late"
         assert await store.chunk_ids("d0") == []
         assert await store.chunk_ids("d29") == [chunk_point_id("d29", i) for i in range(10)]
@@ -252,9 +253,21 @@ async def test_the_embedded_engine_indexes_a_copy_in_the_background_and_keeps_wr
         await store.close()
     shards = sorted(p.name for p in (tmp_path / "edge" / "chunks").glob("shard*"))
     assert shards == [(tmp_path / "edge" / "chunks" / "current").read_text()]  # the swapped-in copy only
+    assert not (await _unindexed_after_reopen(tmp_path))  # the points of the second batch were indexed too
     reopened = EdgeChunkStore(collection="chunks", path=str(tmp_path))
     await reopened.open(MINILM)
     try:
-        assert await reopened.count() == 291
+        assert await reopened.count() == 591
     finally:
         await reopened.close()
+
+
+async def _unindexed_after_reopen(path: Path) -> int:
+    """Dense vectors of the shard at `path` outside an index (0 once every optimisation ran)."""
+    shard_dir = path / "edge" / "chunks" / (path / "edge" / "chunks" / "current").read_text()
+    shard = edge.EdgeShard.load(str(shard_dir))
+    try:
+        info = shard.info()
+        return 2 * info.points_count - info.indexed_vectors_count
+    finally:
+        shard.close()

@@ -229,8 +229,9 @@ class EdgeChunkStore:
         """Index in the background once enough points have arrived since the last optimisation."""
         if not self._optimize_after or self._unoptimized < self._optimize_after or self._shard is None:
             return
-        if self._optimizing is not None and not self._optimizing.done():
-            return
+        running = self._optimizing
+        if running is not None and not running.done() and running is not asyncio.current_task():
+            return  # (a run ending calls this too, for the points that arrived while it ran)
         self._unoptimized = 0
         self._optimizing = asyncio.create_task(self._optimize(), name=f"edge-optimize-{self._collection}")
 
