@@ -2,8 +2,8 @@
 
 When a channel closes, aio-pika cancels the delivery callbacks running on it. A handler cancelled
 in the middle of a database transaction could leave that transaction (and its SQLite write lock,
-and its pooled connection) behind. What must hold: the transaction always ends, and the message
-is redelivered and applied again. (Expected to fail until the consumer shields its handlers.)
+and its pooled connection) behind. The consumer now runs each handler shielded from the
+channel's loss: the transaction always ends, and the message is redelivered and applied again.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-@pytest.mark.xfail(strict=False, reason="defect 5 is not fixed on this branch: shielding handlers from the channel's "
-                   "loss made tests/ops' canary check inconclusive, so the change was withdrawn (issue 13 report)")
 async def test_a_handler_mid_transaction_when_the_connection_drops_finishes_it_and_leaves_no_lock(
         engine: AsyncEngine, rabbit_url: str) -> None:
     sessions = async_sessionmaker(engine)

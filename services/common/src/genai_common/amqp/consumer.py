@@ -6,11 +6,19 @@
   back-off tier (with the next attempt number) and the original is acked once the copy is
   confirmed; otherwise give up;
 - cancelled (shutdown) → nack with requeue: another replica takes it at once.
+
+A handler is never interrupted by the broker: when a channel closes (the broker stopped, the
+connection dropped), aio-pika cancels its delivery callbacks. The handler runs in a task of its
+own that the callback only waits for (shielded), so a handler in the middle of a database
+transaction finishes it, commits or rolls back, and returns its connection; its ack then fails
+on the dead channel (logged) and the broker redelivers the message, which the idempotent
+handler applies again. Only `stop()` (shutdown, after its grace) cancels a handler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -37,6 +45,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 JITTER = 0.2
+# What settling a delivery raises once its channel or connection is gone.
+_CHANNEL_GONE = (aio_pika.exceptions.ChannelInvalidStateError, aio_pika.exceptions.AMQPConnectionError,
+                 aio_pika.exceptions.ChannelClosed, ConnectionError)
 
 
 class RetryPublisher(Protocol):
@@ -97,13 +108,20 @@ class Consumer:
                 await asyncio.wait(pending)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._in_flight.add(task)
+        work = asyncio.create_task(self._settled(message), name=f"consume {self._queue.name}")
+        self._in_flight.add(work)
+        work.add_done_callback(self._in_flight.discard)
+        # The channel's loss cancels this callback, never `work` (see the module's docstring).
+        await asyncio.shield(work)
+
+    async def _settled(self, message: AbstractIncomingMessage) -> None:
+        """Process one delivery; a settlement (ack, nack, retry copy) the dead channel refuses is
+        logged, not raised: the broker redelivers an unsettled message."""
         try:
             await self._process(message)
-        finally:
-            self._in_flight.discard(task)
+        except _CHANNEL_GONE as exc:
+            log.warning("delivery not settled, the channel is gone (%s); the broker redelivers it",
+                        type(exc).__name__, extra={"queue": self._queue.name})
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         extra = {"queue": self._queue.name, "type": message.type, "attempt": attempt(message)}
@@ -116,8 +134,9 @@ class Consumer:
         except (PermanentFailure, InvalidInput) as exc:
             log.error("dead-lettering message: %s", describe(exc), extra=extra)
             await self._give_up(message, describe(exc))
-        except asyncio.CancelledError:
-            await asyncio.shield(message.nack(requeue=True))
+        except asyncio.CancelledError:  # stop(): shutdown after the grace period
+            with contextlib.suppress(*_CHANNEL_GONE):
+                await asyncio.shield(message.nack(requeue=True))
             raise
         except Exception as exc:
             if isinstance(exc, ServiceError):
