@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.chat.body_limit import read_body
 from gateway.chat.routes import chat_completions
 from gateway.chat.schemas import ChatCompletionRequest
 from gateway.wiring import Resources
@@ -94,7 +93,8 @@ class ChatLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        body = parse_chat_request(await read_body(request), request.headers.get("content-type"))
+        body = parse_chat_request(await request.body(),  # bounded by gateway.intake
+                                   request.headers.get("content-type"))
         resources: Resources = scope["app"].state.resources
         response = await chat_completions(body, request, resources.chat)
         await response(scope, receive, send)

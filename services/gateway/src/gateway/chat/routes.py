@@ -17,7 +17,6 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth import principal_of
 from gateway.chat.answering import ChatRequest, ChatStream, FinalChunk
-from gateway.chat.body_limit import BodyLimitedRoute
 from gateway.chat.context import ContextRequest
 from gateway.chat.disconnect import cancelled_on_disconnect
 from gateway.chat.prompt import last_user_text
@@ -31,7 +30,7 @@ from genai_common.errors import InvalidInput, ServiceError
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["chat"], route_class=BodyLimitedRoute)
+router = APIRouter(prefix="/v1", tags=["chat"])  # bodies are capped by gateway.intake
 T = TypeVar("T")
 
 
