@@ -81,6 +81,10 @@ class ApiKeyAuth:
     def __init__(self, keys: Sequence[SecretStr] = (), hashed: Iterable[tuple[str, bytes]] = ()) -> None:
         entries = [_split_entry(k.get_secret_value()) for k in keys]
         self._digests = [(tenant, _digest(key)) for tenant, key in entries] + list(hashed)
+        # Each key's caller, built once rather than per request (a key listed twice: its first entry).
+        self._principals: dict[bytes, Principal] = {}
+        for tenant, digest in self._digests:
+            self._principals.setdefault(digest, Principal(tenant, digest.hex()[:16]))
 
     @property
     def enabled(self) -> bool:
@@ -107,8 +111,7 @@ class ApiKeyAuth:
         found = self.tenant_of(key)
         if found is None:
             raise Unauthenticated("invalid API key", code="invalid_api_key")
-        tenant, digest = found
-        return Principal(tenant, digest.hex()[:16])
+        return self._principals[found[1]]
 
     def verify_header(self, authorization: str | None) -> Principal:
         """`verify` the key of an `Authorization: Bearer <key>` header, read as HTTPBearer reads it."""

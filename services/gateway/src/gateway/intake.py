@@ -81,9 +81,12 @@ class Intake:
         try:
             principal = self._auth.verify_header(_header(scope, b"authorization"))
             scope[SCOPE_KEY] = principal
-            async with self._admission.admit(principal.key_id, kind):
+            held = await self._admission.enter(principal.key_id, kind)
+            try:
                 receive = await self._bounded(scope, receive, kind)
                 await self.app(scope, receive, send_started)
+            finally:
+                await self._admission.leave(held)
         except ServiceError as exc:
             if started:
                 raise
@@ -104,7 +107,7 @@ class Intake:
             return _streamed(receive, cap, self._caps.upload_seconds)
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and not length:
             return receive  # no body: nothing to read (an event stream keeps `receive` for disconnects)
-        return _replay(await _read_whole(receive, cap), receive)
+        return BodyReplay(await _read_whole(receive, cap), receive)
 
 
 async def _read_whole(receive: Receive, cap: int) -> bytes:
@@ -120,17 +123,28 @@ async def _read_whole(receive: Receive, cap: int) -> bytes:
             return bytes(body)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
+class BodyReplay:
+    """The `receive` of a route behind the intake: the body it read, then the client's messages.
 
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # after the body: the disconnect, whenever it comes
+    A route that knows it (the chat lane) takes `body` and `receive` straight off it instead."""
 
-    return replay
+    __slots__ = ("body", "receive", "_sent")
+
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self.body, self.receive, self._sent = body, receive, False
+
+    async def __call__(self) -> Message:
+        if not self._sent:
+            self._sent = True
+            return {"type": "http.request", "body": self.body, "more_body": False}
+        return await self.receive()  # after the body: the disconnect, whenever it comes
+
+    def take(self) -> tuple[bytes, Receive] | None:
+        """The body and the client's own `receive`, unless the body was replayed already."""
+        if self._sent:
+            return None
+        self._sent = True
+        return self.body, self.receive
 
 
 def _streamed(receive: Receive, cap: int, seconds: float) -> Receive:

@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.chat.routes import chat_completions
 from gateway.chat.schemas import ChatCompletionRequest
+from gateway.intake import BodyReplay
 from gateway.wiring import Resources
 
 PATH = "/v1/chat/completions"
@@ -92,9 +93,14 @@ class ChatLane:
     """The ASGI app of POST /v1/chat/completions (see the module doc)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The body gateway.intake read (bounded), taken as it is rather than replayed through `receive`.
+        taken = receive.take() if isinstance(receive, BodyReplay) else None
+        if taken is not None:
+            raw, receive = taken
         request = Request(scope, receive)
-        body = parse_chat_request(await request.body(),  # bounded by gateway.intake
-                                   request.headers.get("content-type"))
+        if taken is None:
+            raw = await request.body()
+        body = parse_chat_request(raw, request.headers.get("content-type"))
         resources: Resources = scope["app"].state.resources
         response = await chat_completions(body, request, resources.chat)
         await response(scope, receive, send)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -66,6 +64,9 @@ class Admission:
         self._streams = LocalLeases()
         self._in_flight = 0
         self._streams_open = 0
+        # The kinds a per-key lease is taken for (a limit of 0 is off).
+        self._leased = frozenset(kind for kind, limit in ((Kind.CHAT, limits.key_max_chats),
+                                                          (Kind.STREAM, limits.key_max_streams)) if limit)
 
     @property
     def in_flight(self) -> int:
@@ -75,9 +76,14 @@ class Admission:
     def streams_open(self) -> int:
         return self._streams_open
 
-    @asynccontextmanager
-    async def admit(self, key: str, kind: Kind) -> AsyncIterator[None]:
-        """Hold the request's places while it runs; raise RateLimited / Unavailable if it may not."""
+    def admit(self, key: str, kind: Kind) -> Admitted:
+        """`async with admission.admit(key, kind):` holds the request's places while it runs."""
+        return Admitted(self, key, kind)
+
+    async def enter(self, key: str, kind: Kind) -> Held:
+        """Take the request's places; raise RateLimited / Unavailable if it may not start. Give them
+        back with `leave`. Plain calls, not context managers: this runs for every /v1 request, and
+        with the per-key limits off nothing here awaits anything."""
         stream = kind is Kind.STREAM
         self._shed_if_full(stream)
         if stream:
@@ -85,14 +91,32 @@ class Admission:
         else:
             self._in_flight += 1
         try:
-            await self._check_rate(key)
-            async with self._per_key(key, kind):
-                yield
+            if self._rate is not None:
+                await self._check_rate(key)
+            if kind in self._leased:
+                return await self._lease(key, kind, stream)
+        except BaseException:
+            self._uncount(stream)
+            raise
+        return _STREAM if stream else _REQUEST
+
+    async def leave(self, held: Held) -> None:
+        """Give back what `enter` took (once, however the request ended)."""
+        try:
+            if held.lease is not None:
+                assert held.counter is not None
+                try:
+                    await held.counter.release(held.key, held.lease)
+                except RedisError:
+                    log.warning("Redis is unavailable: a lease will expire instead of being given back")
         finally:
-            if stream:
-                self._streams_open -= 1
-            else:
-                self._in_flight -= 1
+            self._uncount(held.stream)
+
+    def _uncount(self, stream: bool) -> None:
+        if stream:
+            self._streams_open -= 1
+        else:
+            self._in_flight -= 1
 
     def _shed_if_full(self, stream: bool) -> None:
         limits = self._limits
@@ -116,19 +140,11 @@ class Admission:
             raise RateLimited(f"rate limit reached: {self._limits.key_requests_per_minute} requests per minute "
                               f"for this key", retry_after=wait, code="rate_limit_exceeded")
 
-    @asynccontextmanager
-    async def _per_key(self, key: str, kind: Kind) -> AsyncIterator[None]:
-        if kind is Kind.CHAT and self._limits.key_max_chats:
-            async with self._lease(self._chats, key, self._limits.key_max_chats, "chats in flight"):
-                yield
-        elif kind is Kind.STREAM and self._limits.key_max_streams:
-            async with self._lease(self._streams, key, self._limits.key_max_streams, "event streams open"):
-                yield
+    async def _lease(self, key: str, kind: Kind, stream: bool) -> Held:
+        if stream:
+            counter, limit, what = self._streams, self._limits.key_max_streams, "event streams open"
         else:
-            yield
-
-    @asynccontextmanager
-    async def _lease(self, counter: LeaseCounter, key: str, limit: int, what: str) -> AsyncIterator[None]:
+            counter, limit, what = self._chats, self._limits.key_max_chats, "chats in flight"
         try:
             lease = await counter.acquire(key, limit)
         except RedisError:
@@ -138,10 +154,33 @@ class Admission:
         if lease is None:
             raise RateLimited(f"too many {what} for this key (the limit is {limit}); retry when one ends",
                               retry_after=BUSY_RETRY_SECONDS, code="concurrency_limit_exceeded")
-        try:
-            yield
-        finally:
-            try:
-                await counter.release(key, lease)
-            except RedisError:
-                log.warning("Redis is unavailable: a lease will expire instead of being given back")
+        return Held(stream, key, counter, lease)
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What an admitted request holds: its place in a process-wide count, and a per-key lease."""
+
+    stream: bool
+    key: str = ""
+    counter: LeaseCounter | None = None
+    lease: str | None = None
+
+
+# Most requests hold no lease: one shared Held each for them, nothing allocated per request.
+_REQUEST, _STREAM = Held(False), Held(True)
+
+
+class Admitted:
+    """`Admission.admit` as an async context manager."""
+
+    __slots__ = ("_admission", "_held", "_key", "_kind")
+
+    def __init__(self, admission: Admission, key: str, kind: Kind) -> None:
+        self._admission, self._key, self._kind = admission, key, kind
+
+    async def __aenter__(self) -> None:
+        self._held = await self._admission.enter(self._key, self._kind)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._admission.leave(self._held)
