@@ -71,27 +71,26 @@ class Intake:
             await self.app(scope, receive, send)
             return
         kind = classify(scope["method"], scope["path"])
-        started = False
-
-        async def send_started(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
             principal = self._auth.verify_header(_header(scope, b"authorization"))
             scope[SCOPE_KEY] = principal
             held = await self._admission.enter(principal.key_id, kind)
-            try:
-                receive = await self._bounded(scope, receive, kind)
-                await self.app(scope, receive, send_started)
-            finally:
-                await self._admission.leave(held)
         except ServiceError as exc:
-            if started:
-                raise
-            # A refusal before the app answered (the app maps the errors of its routes itself).
-            await service_error_response(exc)(scope, receive, send_started)
+            await service_error_response(exc)(scope, receive, send)
+            return
+        refusal: ServiceError | None = None
+        try:
+            receive = await self._bounded(scope, receive, kind)
+            await self.app(scope, receive, send)
+        except ServiceError as exc:
+            # A refusal before the app answered. The app maps the errors of its routes itself, so none
+            # escapes it once it has answered (were one to, answering it here would fail and end the
+            # request as an unhandled error): no per-message wrapper of `send` is needed to know.
+            refusal = exc
+        finally:
+            await self._admission.leave(held)
+        if refusal is not None:
+            await service_error_response(refusal)(scope, receive, send)
 
     def _cap(self, kind: Kind) -> int:
         if kind is Kind.UPLOAD:

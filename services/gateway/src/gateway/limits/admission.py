@@ -141,6 +141,7 @@ class Admission:
                               f"for this key", retry_after=wait, code="rate_limit_exceeded")
 
     async def _lease(self, key: str, kind: Kind, stream: bool) -> Held:
+        counter: LeaseCounter
         if stream:
             counter, limit, what = self._streams, self._limits.key_max_streams, "event streams open"
         else:
