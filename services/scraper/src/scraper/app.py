@@ -24,7 +24,7 @@ from scraper.settings import ScraperSettings
 log = logging.getLogger(__name__)
 
 
-def http_transport(settings: ScraperSettings) -> httpx.AsyncHTTPTransport:
+def http_transport(settings: ScraperSettings) -> httpx.AsyncBaseTransport:
     return build_transport(max_connections=settings.scraper_max_concurrency)
 
 

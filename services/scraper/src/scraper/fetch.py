@@ -12,6 +12,7 @@ import httpx
 from scraper.body import ACCEPT_ENCODING, TooLarge, UnsupportedEncoding, read_bounded
 from scraper.domain import SUPPORTED_TYPES, BlockReason, FetchFailed, Outcome, Trace
 from scraper.guard import Blocked, ResolveFailed, Target, UrlGuard
+from scraper.wire import LeanTransport
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,11 @@ class Fetched:
     charset: str | None
 
 
-def build_transport(*, max_connections: int) -> httpx.AsyncHTTPTransport:
-    """The process's one transport: no proxies from the environment, no idle connections kept.
-
-    Idle connections are not kept: each is pinned to an address checked for one host and
-    verified for that host's TLS name, so handing it to another host's request is unsafe, and
-    httpcore's pool scans every idle connection per request (slow at 100 in flight).
-    """
-    return httpx.AsyncHTTPTransport(
-        trust_env=False, limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=0))
+def build_transport(*, max_connections: int) -> httpx.AsyncBaseTransport:
+    """The process's one transport (`scraper.wire`): no proxies, no cookies, no idle connections
+    kept. Idle connections are not kept: each is pinned to an address checked for one host and
+    verified for that host's TLS name, so handing it to another host's request is unsafe."""
+    return LeanTransport(max_connections=max_connections)
 
 
 @dataclass(frozen=True)
