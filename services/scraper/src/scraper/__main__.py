@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import uvloop
 
 from genai_common.logging import configure_logging
 from scraper.app import run
@@ -12,7 +12,7 @@ from scraper.settings import ScraperSettings
 def main() -> None:
     settings = ScraperSettings()
     configure_logging("scraper", settings.log_level)
-    asyncio.run(run(settings))
+    uvloop.run(run(settings))
 
 
 if __name__ == "__main__":
