@@ -2,8 +2,12 @@
 
 At most `workers` batches are in the pool at once (a semaphore in effect); pages that arrive
 while every worker is busy wait here and leave together, up to `max_batch` per task, when a
-worker frees up. One page alone goes at once; a burst of 100 costs a few round trips to the
-pool instead of 100. Pages whose caller gave up (deadline) are dropped before they are sent.
+worker frees up. Pages are sent at the end of the event loop's turn they arrived in, so the pages
+of a burst (a fan-out's responses come back together) leave together even when the workers are
+idle, split evenly over the free workers: a burst of 100 costs a few round trips to the pool
+instead of 100 (each round trip costs about 0.3 ms of CPU in the pool's threads and pipes, more
+than extracting a small page). One page alone still goes at once. Pages whose caller gave up
+(deadline) are dropped before they are sent.
 A worker that dies (killed, out of memory) breaks a process pool for good: with `renew` given,
 the broken pool is replaced by a fresh one, so only the pages of the crashed batch fail.
 """
@@ -69,6 +73,7 @@ class PoolExtractor:
         self._renew = renew
         self._pending: deque[Job] = deque()
         self._running = 0
+        self._dispatch_due = False
 
     async def aclose(self) -> None:
         """Shut the current pool down (waiting for its workers), dropping batches not started."""
@@ -84,13 +89,20 @@ class PoolExtractor:
     async def extract(self, body: bytes, url: str, media_type: str, charset: str | None) -> Extracted:
         future: asyncio.Future[Extracted] = asyncio.get_running_loop().create_future()
         self._pending.append(((body, url, media_type, charset), future))
-        self._dispatch()
+        if not self._dispatch_due:  # once per turn of the loop, after every page of the turn came in
+            self._dispatch_due = True
+            asyncio.get_running_loop().call_soon(self._dispatch_now)
         return await future
+
+    def _dispatch_now(self) -> None:
+        self._dispatch_due = False
+        self._dispatch()
 
     def _dispatch(self) -> None:
         while self._pending and self._running < self._workers:
+            size = min(self._max_batch, -(-len(self._pending) // (self._workers - self._running)))
             batch: list[Job] = []
-            while self._pending and len(batch) < self._max_batch:
+            while self._pending and len(batch) < size:
                 job = self._pending.popleft()
                 if not job[1].done():  # skip pages whose caller was cancelled
                     batch.append(job)
