@@ -1,15 +1,22 @@
 """The scraper's own HTTP transport (scraper.wire) against raw local servers: the answers a web
-server may give that FakeSite does not (no length, cut short, not HTTP, nobody listening), and the
-cap on connections open at once."""
+server may give that FakeSite does not (no length, cut short, not HTTP, nobody listening), the cap
+on connections open at once, and TLS verified for the name the fetcher gives."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from scraper.wire import LeanTransport
 
@@ -130,3 +137,47 @@ async def test_connections_open_at_once_are_capped_and_given_back(transport: Lea
         release.set()
         answers = await asyncio.gather(*fetches)
     assert [body for _, body in answers] == [b"ok"] * 10
+
+
+def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for `name` signed by its own key (cert file, key file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+async def test_tls_is_verified_against_the_name_the_fetcher_gives(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path, "site.test")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    server = await asyncio.start_server(_answering(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret"),
+                                        "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    trusting = LeanTransport(max_connections=2, ssl_context=ssl.create_default_context(cafile=str(cert_file)))
+
+    async def get(transport: LeanTransport, name: str) -> bytes:
+        request = httpx.Request("GET", f"https://127.0.0.1:{port}/", headers=[("Host", name)],
+                                extensions={"timeout": TIMEOUT, "sni_hostname": name})
+        response = await transport.handle_async_request(request)
+        try:
+            return b"".join([piece async for piece in response.aiter_raw()])
+        finally:
+            await response.aclose()
+
+    async with server:
+        assert await get(trusting, "site.test") == b"secret"
+        with pytest.raises(httpx.ConnectError):  # the certificate does not name this host
+            await get(trusting, "other.test")
+        with pytest.raises(httpx.ConnectError):  # the default trust store does not know its issuer
+            await get(LeanTransport(max_connections=2), "site.test")
