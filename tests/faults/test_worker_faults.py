@@ -127,7 +127,7 @@ async def test_sigkill_of_ingest_at_random_points(workers: Workers, retriever: R
     docs = Tally()
     with gateway(env, tmp_path / "gateway.log"):
         async with httpx.AsyncClient(base_url=url_of(env), timeout=15) as client:
-            # Longer documents (about 5 chunks each), so a kill lands in the middle of one.
+            # Longer documents (about 3 chunks each), so a kill lands in the middle of one.
             points = await _feed_and_kill(lambda: workers.ingest.kill(), workers.start_ingest,  # type: ignore[union-attr]
                                           lambda: docs.send(lambda: upload_long_text(client)), rng, KILLS,
                                           UPLOADS_PER_KILL, 0.25)
@@ -168,7 +168,7 @@ async def test_sigkill_of_imagegen_at_random_points(workers: Workers, vhost_url:
 
 def long_text(marker: str) -> str:
     return " ".join(f"Entry {i} of log {marker}: the buoy {i % 17} reported a swell of {i % 5} metres and a "
-                    f"water temperature of {10 + i % 9} degrees." for i in range(40))
+                    f"water temperature of {10 + i % 9} degrees." for i in range(20))
 
 
 async def upload_long_text(client: httpx.AsyncClient) -> httpx.Response:
