@@ -7,8 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 FAULT_GROUPS=(
-  "tests/faults/test_broker_faults.py tests/faults/test_database_faults.py"
-  "tests/faults/test_worker_faults.py tests/faults/test_process_faults.py"
+  "tests/faults/test_broker_faults.py tests/faults/test_database_faults.py tests/faults/test_process_faults.py"
+  "tests/faults/test_worker_faults.py"
 )
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
