@@ -57,3 +57,12 @@ async def test_the_version_is_read_again_after_a_reconnect(caplog: pytest.LogCap
 async def _connected_logs(caplog: pytest.LogCaptureFixture) -> int:
     return sum(r.name == "genai_common.amqp.broker_version" and r.getMessage().startswith("connected to RabbitMQ")
                for r in caplog.records)
+
+
+async def test_connect_refuses_a_broker_below_the_minimum(
+        rabbit_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("genai_common.amqp.broker_version.MINIMUM_VERSION", (99, 0, 0))
+    amqp = Amqp(rabbit_url, name=f"test-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(BrokerTooOld, match=r"older than 99\.0\.0"):
+        await amqp.connect()
+    assert not amqp.is_connected
