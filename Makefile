@@ -39,9 +39,10 @@ test: venv checkov services
 	$(PY) -m pytest
 
 # The fault-injection suite (tests/faults): a private RabbitMQ node stopped, started and blocked,
-# the gateway killed and terminated, while clients upload and watch jobs (README: Reliability).
+# the retriever and the databases taken away, the gateway and the workers killed and terminated,
+# while clients upload and watch jobs (README: Reliability). Two groups run at once.
 faults: venv
-	$(PY) -m pytest tests/faults -m faults -q -s -p no:cacheprovider
+	PY=$(PY) scripts/faults.sh
 
 # The monitoring proven on one machine: the platform, a real Prometheus scraping it as the chart's
 # monitors say, the chart's rules, dashboards and canary analysis asserted against live series;

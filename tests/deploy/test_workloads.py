@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import helm_python
 import pytest
 
 from gateway.settings import GatewaySettings
+from genai_common.amqp import MINIMUM_VERSION
+from genai_common.amqp.broker_version import parse_version
 from tests.deploy.chart import (
     DEPLOYMENT_KINDS,
     NAMESPACE,
@@ -268,3 +271,21 @@ def test_every_service_image_is_built_by_skaffold(value_set: str) -> None:
     objects = render_set(value_set)
     for service in SERVICES:
         assert container(objects, service)["image"].startswith(f"ghcr.io/genai/{service}:")
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_rabbitmq_runs_a_pinned_release_at_least_the_minimum_our_queues_need(value_set: str) -> None:
+    """A floating tag (`latest`, `4`, `management`) would change the broker under the queues'
+    arguments at the next pull; the services refuse a broker older than MINIMUM_VERSION at connect."""
+    if not values_of(value_set).get("rabbitmq", {}).get("enabled", True):
+        pytest.skip("an external broker: the services check its version at connect")
+    broker = one(render_set(value_set), "StatefulSet", f"{RELEASE}-rabbitmq")
+    checked = 0
+    for spec in pod_spec(broker)["containers"] + pod_spec(broker).get("initContainers", []):
+        if not spec["image"].startswith("rabbitmq:"):
+            continue
+        tag = spec["image"].removeprefix("rabbitmq:").split("@")[0]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", tag), f"{spec['name']} runs rabbitmq:{tag}, not an exact release"
+        assert parse_version(tag) >= MINIMUM_VERSION  # type: ignore[operator]
+        checked += 1
+    assert checked, "no rabbitmq container found"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -92,6 +93,23 @@ class PrivateBroker:
 
     def unblock_publishers(self) -> None:
         self.ctl("set_vm_memory_high_watermark", "0.4")
+
+    def node_log(self) -> str:
+        """The node's own log (connections accepted and closed, missed heartbeats)."""
+        return "".join(path.read_text(errors="replace") for path in sorted((self._root / "log").glob("*.log")))
+
+    def connections(self, vhost: str) -> list[tuple[str, str, str]]:
+        """(connection name the client gave, connected at, heartbeat seconds) of every client
+        connection to `vhost`."""
+        rows = self.ctl("list_connections", "vhost", "connected_at", "timeout", "client_properties",
+                        "--no-table-headers")
+        found = []
+        for line in rows.splitlines():
+            parts = line.split("\t")
+            name = re.search(r'\{"connection_name","([^"]*)"\}', line)
+            if len(parts) >= 4 and parts[0] == vhost:
+                found.append((name.group(1) if name else "", parts[1], parts[2]))
+        return sorted(found)
 
     def logs(self) -> str:
         out = self._root / "server.out"

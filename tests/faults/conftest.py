@@ -1,15 +1,19 @@
 """The fault-injection suite (`make faults`; not part of the plain `pytest` run: every module here
 sets `pytestmark = pytest.mark.faults`, which pyproject's addopts deselect). A private RabbitMQ node per session,
-stopped and started by the scenarios; the shared broker on 127.0.0.1:5672 is never touched."""
+stopped and started by the scenarios; the shared broker on 127.0.0.1:5672 is never touched. The real
+retriever (embedded Qdrant engine, the real embedding model) serves the whole session; each
+scenario starts its own ingest and imagegen workers on a virtual host of its own."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.faults.broker import PrivateBroker, available, private_broker
+from tests.faults.platform import RetrieverProcess, Workers
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +31,22 @@ def vhost_url(broker: PrivateBroker) -> str:
     broker.ctl("add_vhost", vhost)
     broker.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     return f"{broker.url}{vhost}"
+
+
+@pytest.fixture(scope="session")
+def retriever(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RetrieverProcess]:
+    node = RetrieverProcess(tmp_path_factory.mktemp("retriever")).start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def workers(vhost_url: str, tmp_path: Path, retriever: RetrieverProcess) -> Iterator[Workers]:
+    """The real ingest and imagegen for this scenario (not started: a scenario starts what it needs)."""
+    team = Workers(tmp_path, vhost_url, retriever.addr)
+    try:
+        yield team
+    finally:
+        team.stop()

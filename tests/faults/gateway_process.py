@@ -1,21 +1,13 @@
-"""The real gateway as a process (`python -m gateway`) on the private broker, and the client
-calls the scenarios make to it."""
+"""The real gateway as a process (`python -m gateway`) on the private broker."""
 
 from __future__ import annotations
 
 import contextlib
-import io
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-from pypdf import PdfWriter
-
 from tests.support.procs import Service, free_port, http_ok
-
-BOUNDARY = "genai-faults"
 
 
 def gateway_env(state: Path, amqp_url: str, **overrides: Any) -> dict[str, str]:
@@ -49,20 +41,3 @@ def gateway(env: dict[str, str], log: Path) -> Iterator[Service]:
         yield service
     finally:
         service.terminate()
-
-
-def pdf(marker: str) -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    writer.add_metadata({"/Title": marker})
-    buffer = io.BytesIO()
-    writer.write(buffer)
-    return buffer.getvalue()
-
-
-async def upload(client: httpx.AsyncClient) -> httpx.Response:
-    head = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f.pdf"\r\n'
-            f"Content-Type: application/pdf\r\n\r\n").encode()
-    body = head + pdf(uuid.uuid4().hex) + f"\r\n--{BOUNDARY}--\r\n".encode()
-    return await client.post("/v1/documents", content=body,
-                             headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})

@@ -17,8 +17,10 @@ from contextlib import AsyncExitStack
 from genai_common.amqp import IMAGE_JOB_REQUESTED, JOB_CANCEL_REQUESTED, Amqp, GiveUp, QueueSpec, RetryPolicy
 from genai_common.blobs import open_blob_store
 from genai_common.lifecycle import shutdown_event
+from genai_common.loop_lag import LoopLagProbe
 from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
+from imagegen import metrics
 from imagegen.consumer import AmqpProgressSink, CancelHandler, ImageJobHandler
 from imagegen.domain import Limits
 from imagegen.renderer import Renderer, build_pipeline, configure_threads, resolve_device, resolve_dtype
@@ -62,6 +64,7 @@ async def run(settings: ImagegenSettings) -> None:
     # Connected once the pipeline is ready.
     amqp = Amqp(settings.amqp_url, name="imagegen", publish_timeout=settings.amqp_publish_timeout_seconds)
     async with AsyncExitStack() as stack:
+        await stack.enter_async_context(LoopLagProbe(metrics.LOOP_LAG_SECONDS))
         await stack.enter_async_context(OpsServer(settings.imagegen_metrics_host, settings.imagegen_metrics_port,
                                                   ready=lambda: consuming and amqp.is_connected))
         renderer = await load_renderer(settings)

@@ -8,7 +8,12 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Gauge, Histogram
 
+from genai_common.loop_lag import lag_histogram
+
 OUTCOMES = ("succeeded", "failed", "cancelled")
+
+# A loop that runs late misses AMQP heartbeats (the broker drops the connection at two missed).
+LOOP_LAG_SECONDS = lag_histogram("imagegen")
 
 # outcome: succeeded, failed, cancelled (a job requeued at shutdown has no outcome yet).
 JOBS = Counter("imagegen_jobs_total", "Image jobs finished, by outcome", ("outcome",))

@@ -9,8 +9,10 @@ from genai_common.amqp import DOCUMENT_UPLOADED, Amqp, GiveUp, QueueSpec, RetryP
 from genai_common.blobs import open_blob_store
 from genai_common.grpc_client import open_channel
 from genai_common.lifecycle import shutdown_event
+from genai_common.loop_lag import LoopLagProbe
 from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
+from ingest import metrics
 from ingest.chunking import ChunkingPolicy
 from ingest.consumer import UploadConsumer
 from ingest.extract import Extractor, PdfLimits
@@ -47,6 +49,7 @@ async def run(settings: IngestSettings) -> None:
     record_build_info("ingest")
     consuming = False
     async with AsyncExitStack() as stack:
+        await stack.enter_async_context(LoopLagProbe(metrics.LOOP_LAG_SECONDS))
         channel = open_channel(settings.retriever_addr)
         stack.push_async_callback(channel.close)
         amqp = Amqp(settings.amqp_url, name="ingest", publish_timeout=settings.amqp_publish_timeout_seconds)

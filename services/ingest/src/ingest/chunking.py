@@ -59,7 +59,7 @@ def split_sentences(text: str, deadline: float | None = None) -> list[str]:
     built from its parts once."""
     pieces: list[str] = []
     current: list[str] = []  # the parts of the piece being built
-    for count, raw in enumerate(_SENTENCE_END.split(text)):
+    for count, raw in enumerate(_between(_SENTENCE_END, text)):
         if deadline is not None and count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
             raise ChunkingTimedOut
         sentence = raw.strip()
@@ -74,6 +74,16 @@ def split_sentences(text: str, deadline: float | None = None) -> list[str]:
     if current:
         pieces.append(" ".join(current))
     return pieces
+
+
+def _between(pattern: re.Pattern[str], text: str) -> Iterator[str]:
+    """`pattern.split(text)` one piece at a time: a single split of a large text is one C call
+    that holds the GIL (and stalls the worker's event loop) until it is done."""
+    start = 0
+    for match in pattern.finditer(text):
+        yield text[start:match.start()]
+        start = match.end()
+    yield text[start:]
 
 
 def _split_long(sentence: str, max_chars: int) -> Iterator[str]:

@@ -8,6 +8,8 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import Counter, Histogram
 
+from genai_common.loop_lag import lag_histogram
+
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, 3600)
 OUTCOMES = ("indexed", "failed", "deleted", "retried", "dead_lettered")
@@ -19,6 +21,8 @@ STAGE_SECONDS = Histogram("ingest_stage_duration_seconds", "Time per pipeline st
 CHUNKS = Counter("ingest_chunks_total", "Chunks written to the retriever")
 QUEUE_WAIT_SECONDS = Histogram("ingest_queue_wait_seconds", "From the upload to a worker taking the document "
                                "(first delivery)", buckets=WAIT_BUCKETS)
+# A loop that runs late misses AMQP heartbeats (the broker drops the connection at two missed).
+LOOP_LAG_SECONDS = lag_histogram("ingest")
 
 for _outcome in OUTCOMES:
     DOCUMENTS.labels(_outcome)

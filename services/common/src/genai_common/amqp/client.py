@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractQueue, AbstractRobustChannel, AbstractRobustConnection, AbstractRobustExchange
 from google.protobuf.message import Message
 
+from genai_common.amqp.broker_version import BrokerTooOld, check_broker
 from genai_common.amqp.codec import PermanentFailure
 from genai_common.amqp.consumer import Consumer, Handler, describe
 from genai_common.amqp.topology import DEAD_LETTER_EXCHANGE, EXCHANGE, PROTOBUF_CONTENT_TYPE, QueueSpec
@@ -50,6 +51,7 @@ class Amqp:
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractRobustExchange | None = None
         self._consumers: list[Consumer] = []
+        self.broker_version = ""  # as the broker reported it at the last connect
 
     async def __aenter__(self) -> Amqp:
         await self.connect()
@@ -59,11 +61,35 @@ class Amqp:
         await self.close()
 
     async def connect(self, deadline: float = 15.0) -> None:
-        self._connection = await aio_pika.connect_robust(
+        """Connect (robust: it comes back by itself after a drop); raises BrokerTooOld, with the
+        connection closed, when the broker is older than our queue arguments need."""
+        connection = await aio_pika.connect_robust(
             self._url, timeout=deadline, client_properties={"connection_name": self._name}
         )
+        try:
+            self.broker_version = check_broker(self._server_properties(connection), connection_name=self._name)
+        except BrokerTooOld:
+            await connection.close()
+            raise
+        connection.reconnect_callbacks.add(self._on_reconnect)
+        self._connection = connection
         self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         self._exchange = await self._declare_exchanges(self._publish_channel)
+
+    @staticmethod
+    def _server_properties(connection: AbstractRobustConnection) -> Mapping[str, object]:
+        transport = connection.transport
+        return dict(transport.connection.server_properties or {}) if transport is not None else {}
+
+    def _on_reconnect(self, connection: AbstractRobustConnection | None, /) -> None:
+        """The broker after a reconnect may be another one (a rolling upgrade): log it again, and
+        loudly if it is too old (the connection is already serving, so it is not refused)."""
+        if connection is None:
+            return
+        try:
+            self.broker_version = check_broker(self._server_properties(connection), connection_name=self._name)
+        except BrokerTooOld as exc:
+            log.error("after a reconnect: %s", exc, extra={"connection": self._name})
 
     @property
     def is_connected(self) -> bool:
