@@ -21,9 +21,10 @@ class RetrieverSettings(CommonSettings):
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     # Encodes running at once; unset: 1 on CPU (torch uses every core already), 2 on a GPU.
     embedding_concurrency: int | None = Field(None, ge=1, le=64)
-    # What runs the model: torch, or ONNX Runtime on CPU (fp32, or int8 weights), exported here from
-    # the loaded model at the first start and cached under EMBEDDING_CACHE_DIR.
+    # What runs the model: `torch`, or ONNX Runtime on the CPU (`onnx`: fp32; `onnx-int8`: int8
+    # weights), exported here from the loaded model at the first start (bench/embedding_backends.py).
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # Where the ONNX backends keep the graphs they export (one file per model and backend, reused).
     embedding_cache_dir: str = "./var/models"
 
     # Vector store: a Qdrant server when QDRANT_URL is set, else the Qdrant engine embedded in this
