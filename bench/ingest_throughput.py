@@ -4,8 +4,7 @@ The real path: SciFact abstracts as text files (blobs), a confirmed `document.up
 real ingest worker (subprocess) chunking them and calling the real retriever (subprocess: MiniLM
 + BM25 + the embedded Qdrant engine on disk) until every document's `succeeded` event is out. Two
 workloads, both gated: files of 10 abstracts (~20 chunks, the size of a short paper) and single
-abstracts (~2 chunks: many small documents in flight, whose chunks the retriever encodes
-together).
+abstracts (~2 chunks: the retriever's fixed cost per Index call).
 Baseline, same run, same machine: `SentenceTransformer.encode` of exactly the same chunks in
 one process with the retriever's batch size (32), measured before and after the pipeline run
 (the mean is the baseline). Both sides are warmed up first. Wall-clock rates swing with the
@@ -104,7 +103,7 @@ class Workload:
 
 
 # Papers-sized files (10 abstracts, ~20 chunks: a short PDF) and one abstract per file (~2 chunks:
-# the retriever's fixed cost per Index call, paid once per shared encode).
+# the retriever's fixed cost per Index call).
 WORKLOADS = (Workload("10 abstracts per file (~20 chunks)", 10, True),
              Workload("1 abstract per file (~2 chunks)", 1, True))
 

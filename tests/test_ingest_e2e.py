@@ -168,8 +168,8 @@ async def test_killing_the_worker_mid_document_still_ends_indexed_with_every_chu
 
 async def test_many_small_documents_at_once_are_each_indexed_whole_and_a_broken_one_fails_alone(
         stack: Stack, client: httpx.AsyncClient) -> None:
-    # The worker holds several documents at once and the retriever encodes their chunks together:
-    # each document still ends with exactly its own chunks, and one bad file fails by itself.
+    # The worker holds several documents at once: each still ends with exactly its own chunks, and
+    # one bad file among them fails by itself.
     notes = {f"note {i}.txt": (f"Field note {i}. The tide gauge at pier {i} read {i % 9} metres at dawn.\n\n"
                                f"The ferry number {i} left berth {i * 2} carrying {i * 3} passengers.").encode()
              for i in range(24)}

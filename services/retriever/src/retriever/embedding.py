@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from retriever.batching import EncodeBatcher
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -57,9 +56,7 @@ class SentenceTransformerEmbedder:
     """Embeds texts as L2-normalised float32 vectors (so dot product = cosine).
 
     `encode` runs in a worker thread; `concurrency` bounds how many encodes run at once (one on CPU:
-    torch already uses every core). Concurrent callers share encodes (`EncodeBatcher`): texts that
-    arrive while the model is busy go through it together, up to `batch_size` at a time, so many
-    small documents indexed at once cost what one large one does.
+    torch already uses every core) and texts go through the model in `batch_size` batches.
     """
 
     def __init__(
@@ -70,8 +67,9 @@ class SentenceTransformerEmbedder:
             raise ValueError("batch_size and concurrency must be >= 1")
         self._model = model
         self._model_name = model_name
-        self._batches = EncodeBatcher(self._encode, batch_size=batch_size, concurrency=concurrency,
-                                      observe=observe)
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._observe = observe
         self._dimension = int(model.get_embedding_dimension() or 0)
         if self._dimension <= 0:
             raise ValueError(f"model {model_name!r} does not report an embedding dimension")
@@ -88,7 +86,30 @@ class SentenceTransformerEmbedder:
         """One row per text, float32, unit length."""
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        return await self._batches.encode(texts)
+        parts = []
+        for start in range(0, len(texts), self._batch_size):
+            parts.append(await self._encode_in_slot(list(texts[start:start + self._batch_size])))
+        return np.concatenate(parts)
+
+    async def _encode_in_slot(self, batch: list[str]) -> np.ndarray:
+        """Encode in a worker thread holding a slot until the thread is done, even if the caller
+        is cancelled (a deadline): a thread cannot be stopped, so releasing the slot at
+        cancellation would let abandoned encodes pile up beyond `concurrency`."""
+        await self._slots.acquire()
+        started = time.perf_counter()
+        try:
+            encoding = asyncio.ensure_future(asyncio.to_thread(self._encode, batch))
+        except BaseException:
+            self._slots.release()
+            raise
+
+        def _finished(task: asyncio.Future[np.ndarray]) -> None:
+            self._slots.release()
+            if not task.cancelled() and task.exception() is None and self._observe is not None:
+                self._observe(time.perf_counter() - started)
+
+        encoding.add_done_callback(_finished)
+        return await asyncio.shield(encoding)
 
     async def warm_up(self) -> None:
         """One encode, so the first real request does not pay for lazy initialisation."""
