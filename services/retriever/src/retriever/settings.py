@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from genai_common.settings import CommonSettings
 
@@ -21,6 +21,11 @@ class RetrieverSettings(CommonSettings):
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     # Encodes running at once; unset: 1 on CPU (torch uses every core already), 2 on a GPU.
     embedding_concurrency: int | None = Field(None, ge=1, le=64)
+    # What runs the model: `torch`, or ONNX Runtime on the CPU (`onnx`: fp32; `onnx-int8`: int8
+    # weights), exported here from the loaded model at the first start (bench/embedding_backends.py).
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # Where the ONNX backends keep the graphs they export (one file per model and backend, reused).
+    embedding_cache_dir: str = "./var/models"
 
     # Vector store: a Qdrant server when QDRANT_URL is set, else the Qdrant engine embedded in this
     # process (Qdrant Edge) with its shard under QDRANT_PATH (":memory:": a throwaway shard, removed at exit).
@@ -61,3 +66,10 @@ class RetrieverSettings(CommonSettings):
     retriever_bm25_b: float = Field(0.75, ge=0, le=1)
     retriever_bm25_avg_len: float = Field(100.0, gt=0)
     retriever_stemmer: Literal["english", "none"] = "english"
+
+    @model_validator(mode="after")
+    def _onnx_runs_on_the_cpu(self) -> RetrieverSettings:
+        if self.embedding_backend != "torch" and self.embedding_device not in (None, "cpu"):
+            raise ValueError(f"EMBEDDING_BACKEND={self.embedding_backend} runs on the CPU: unset EMBEDDING_DEVICE "
+                             "or use EMBEDDING_BACKEND=torch")
+        return self

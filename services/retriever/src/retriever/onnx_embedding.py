@@ -1,0 +1,166 @@
+"""The embedding model on ONNX Runtime: exported here from the loaded model (nothing downloaded),
+its graph optimised for CPU, optionally quantised to int8, and cached on disk.
+
+`EMBEDDING_BACKEND` picks the variant: `onnx` (fp32, the transformer's fused graph) or `onnx-int8`
+(the MatMul weights as int8, per output channel; activations quantised on the fly). Tokenising,
+pooling and normalising are the sentence-transformers model's own settings, so the vectors are
+the torch model's: fp32 equal to ~1e-6; int8 close (cosine ~0.995) but it finds only ~92 % of
+fp32's ten nearest neighbours again (bench/embedding_backends.py; README: Retrieval).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+OPSET = 17
+
+
+def export_fp32(model: SentenceTransformer, target: Path) -> None:
+    """The model's transformer as an ONNX graph (token ids + mask -> token embeddings)."""
+    import torch
+
+    transformer = _transformer(model).eval()
+    names = _input_names(model)
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = transformer
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, inputs, strict=True)), return_dict=False)[0]
+
+    sample = model.tokenizer(["an example sentence", "and a second, longer one"], padding=True, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "tokens"} for name in names}
+    with torch.inference_mode():
+        torch.onnx.export(TokenEmbeddings(), tuple(sample[n] for n in names), str(target), input_names=names,
+                          output_names=["token_embeddings"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={**axes, "token_embeddings": {0: "batch", 1: "tokens"}})
+
+
+def optimise(source: Path, target: Path, *, heads: int, hidden: int) -> None:
+    """ONNX Runtime's transformer fusions (attention, layer norm, GELU) on the exported graph."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1)
+    optimized.save_model_to_file(str(target))
+
+
+def quantise_int8(source: Path, target: Path, *, per_channel: bool = True, op_types: Sequence[str] = ("MatMul",),
+                  exclude: Sequence[str] = ()) -> None:
+    """Dynamic int8 quantisation: weights stored as int8, activations scaled per call."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The fused operators (com.microsoft) have no shape inference: their outputs are float.
+    quantize_dynamic(str(source), str(target), per_channel=per_channel, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def build_variant(model: SentenceTransformer, backend: str, target: Path) -> None:
+    """Export, optimise and (onnx-int8) quantise into `target`, through temporary files."""
+    config = _transformer(model).config
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        exported, optimized = Path(work) / "exported.onnx", Path(work) / "optimized.onnx"
+        export_fp32(model, exported)
+        optimise(exported, optimized, heads=config.num_attention_heads, hidden=config.hidden_size)
+        if backend == "onnx-int8":
+            quantise_int8(optimized, Path(work) / "final.onnx")
+        else:
+            optimized.rename(Path(work) / "final.onnx")
+        os.replace(Path(work) / "final.onnx", target)  # atomic: a half-written graph is never loaded
+
+
+class OnnxSentenceEncoder:
+    """`encode` and `get_embedding_dimension` as the sentence-transformers model has them, on ONNX Runtime."""
+
+    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = model.tokenizer
+        self._max_tokens = int(model.max_seq_length or 512)
+        self._names = _input_names(model)
+        self._dimension = int(model.get_embedding_dimension() or 0)
+        self._pooling = _pooling_mode(model)
+
+    def get_embedding_dimension(self) -> int:
+        return self._dimension
+
+    def encode(self, texts: list[str], **_: Any) -> np.ndarray:
+        """Unit-length float32 rows (the service always normalises)."""
+        tokens = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_tokens,
+                                 return_tensors="np")
+        inputs = {name: tokens[name].astype(np.int64) for name in self._names}
+        hidden = self._session.run(None, inputs)[0]
+        mask = inputs["attention_mask"][..., None].astype(np.float32)
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+def load_onnx_encoder(model: SentenceTransformer, backend: str, cache_dir: Path, *,
+                      threads: int = 0) -> OnnxSentenceEncoder:
+    """The cached variant of `model` for `backend`, built first if missing (blocking: call in a thread)."""
+    if backend not in ONNX_BACKENDS:
+        raise ValueError(f"unknown ONNX backend {backend!r}; one of {', '.join(ONNX_BACKENDS)}")
+    target = cache_dir / f"{_fingerprint(model)}-{backend}.onnx"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        build_variant(model, backend, target)
+        log.info("embedding model exported to ONNX", extra={"backend": backend, "path": str(target),
+                                                             "seconds": round(time.perf_counter() - started, 1)})
+    return OnnxSentenceEncoder(target, model, threads=threads)
+
+
+def _transformer(model: SentenceTransformer) -> Any:
+    """The Hugging Face model inside the first (Transformer) module."""
+    return model[0].auto_model
+
+
+def _input_names(model: SentenceTransformer) -> list[str]:
+    accepted = set(model.tokenizer.model_input_names)
+    return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in accepted]
+
+
+def _pooling_mode(model: SentenceTransformer) -> str:
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode", None) or ("cls" if getattr(pooling, "pooling_mode_cls_token", False)
+                                                       else "mean")
+    if mode not in ("mean", "cls"):
+        raise ValueError(f"the ONNX backend pools by mean or CLS token, not {mode!r}")
+    return str(mode)
+
+
+def _fingerprint(model: SentenceTransformer) -> str:
+    """Names the cached graph after the weights it was exported from (so new weights re-export)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(_transformer(model).state_dict().items())[:8]:
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes()[:4096])
+    digest.update(str(_transformer(model).config.to_dict()).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,70 @@
+"""The ONNX Runtime backends, exported from the real MiniLM: the same vectors (fp32), the same
+neighbours (int8), built once and reused, CPU only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from retriever.embedding import SentenceTransformerEmbedder
+from retriever.onnx_embedding import load_onnx_encoder
+from retriever.settings import RetrieverSettings
+
+TEXTS = [
+    "The mitochondria is the powerhouse of the cell.",
+    "Preheat the oven to 200 degrees.",
+    "Hold the power button for ten seconds to reset the router.",
+    "Cells produce energy in their mitochondria.",
+    "Bake the bread for forty minutes.",
+    "Unplug the modem, wait a minute, and plug it back in to restore the connection.",
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-models")
+
+
+async def test_fp32_onnx_gives_the_torch_vectors(minilm, cache_dir: Path) -> None:
+    onnx = SentenceTransformerEmbedder(load_onnx_encoder(minilm, "onnx", cache_dir), model_name="m")
+    torch = SentenceTransformerEmbedder(minilm, model_name="m")
+    a, b = await onnx.embed(TEXTS), await torch.embed(TEXTS)
+    assert a.shape == (6, 384) and a.dtype == np.float32 and onnx.dimension == 384
+    assert np.allclose(a, b, atol=1e-4)
+
+
+async def test_int8_onnx_keeps_each_texts_nearest_neighbour(minilm, cache_dir: Path) -> None:
+    int8 = await SentenceTransformerEmbedder(load_onnx_encoder(minilm, "onnx-int8", cache_dir), model_name="m").embed(
+        TEXTS)
+    fp32 = await SentenceTransformerEmbedder(minilm, model_name="m").embed(TEXTS)
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    assert np.sum(int8 * fp32, axis=1).min() > 0.97  # each int8 vector points nearly where fp32's does
+
+    def nearest(vectors: np.ndarray) -> list[int]:
+        cosine = vectors @ vectors.T
+        np.fill_diagonal(cosine, -1)
+        return [int(i) for i in np.argmax(cosine, axis=1)]
+
+    assert nearest(int8) == nearest(fp32) == [3, 4, 5, 0, 1, 2]
+
+
+def test_an_exported_graph_is_reused_not_rebuilt(minilm, cache_dir: Path) -> None:
+    load_onnx_encoder(minilm, "onnx", cache_dir)
+    graphs = {path: path.stat().st_mtime_ns for path in cache_dir.glob("*.onnx")}
+    started = time.perf_counter()
+    load_onnx_encoder(minilm, "onnx", cache_dir)
+    assert {path: path.stat().st_mtime_ns for path in cache_dir.glob("*.onnx")} == graphs
+    assert time.perf_counter() - started < 5  # an export takes several seconds; loading one does not
+    assert not [p for p in cache_dir.iterdir() if p.suffix != ".onnx"]  # no temporary files left behind
+
+
+def test_the_onnx_backends_refuse_a_gpu_device_at_start() -> None:
+    with pytest.raises(ValidationError, match="runs on the CPU"):
+        RetrieverSettings(embedding_backend="onnx-int8", embedding_device="cuda")
+    assert RetrieverSettings(embedding_backend="onnx", embedding_device="cpu").embedding_backend == "onnx"
+    with pytest.raises(ValidationError):
+        RetrieverSettings(embedding_backend="tensorrt")
