@@ -3,11 +3,13 @@ neighbours (int8), built once and reused, CPU only."""
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from retriever.embedding import SentenceTransformerEmbedder
@@ -60,6 +62,21 @@ def test_an_exported_graph_is_reused_not_rebuilt(minilm, cache_dir: Path) -> Non
     assert {path: path.stat().st_mtime_ns for path in cache_dir.glob("*.onnx")} == graphs
     assert time.perf_counter() - started < 5  # an export takes several seconds; loading one does not
     assert not [p for p in cache_dir.iterdir() if p.suffix != ".onnx"]  # no temporary files left behind
+
+
+def test_new_weights_in_any_layer_export_a_new_graph(minilm, cache_dir: Path) -> None:
+    """A model changed only in its last layer (fine-tuned with the rest frozen) must not load the
+    graph exported from the original."""
+    original = load_onnx_encoder(minilm, "onnx", cache_dir)
+    tuned = copy.deepcopy(minilm)
+    last = [name for name in tuned[0].auto_model.state_dict() if name.endswith("output.dense.weight")][-1]
+    with torch.no_grad():
+        tuned[0].auto_model.get_parameter(last).mul_(1.5)
+    before = set(cache_dir.glob("*.onnx"))
+    changed = load_onnx_encoder(tuned, "onnx", cache_dir)
+    assert len(set(cache_dir.glob("*.onnx")) - before) == 1
+    assert not np.allclose(changed.encode(TEXTS), original.encode(TEXTS), atol=1e-4)
+    assert np.allclose(changed.encode(TEXTS), tuned.encode(TEXTS, normalize_embeddings=True), atol=1e-4)
 
 
 def test_the_onnx_backends_refuse_a_gpu_device_at_start() -> None:
