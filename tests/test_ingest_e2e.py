@@ -63,6 +63,11 @@ class Stack:
         self.ingest.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=60)
         return self.ingest
 
+    def ingest_metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.ingest_env['INGEST_METRICS_PORT']}/metrics", timeout=5).text
+        line = next((ln for ln in text.splitlines() if ln.startswith(f"{name} ")), None)
+        return float(line.split()[-1]) if line else 0.0
+
     def chunk_ids(self, document_id: str) -> set[str]:
         with grpc.insecure_channel(self.retriever_addr) as channel:
             reply = retriever_pb2_grpc.RetrieverServiceStub(channel).ListChunkIds(
@@ -174,6 +179,7 @@ async def test_many_small_documents_at_once_are_each_indexed_whole_and_a_broken_
                                f"The ferry number {i} left berth {i * 2} carrying {i * 3} passengers.").encode()
              for i in range(24)}
     broken = ingest_pdfs().encrypted_pdf("the key is under the mat", user_password="secret")
+    calls_before = stack.ingest_metric("ingest_index_call_documents_count")
     replies = await asyncio.gather(*(upload(client, name, data) for name, data in notes.items()),
                                    upload(client, "locked.pdf", broken))
     assert all(r.status_code == 202 for r in replies), [r.text for r in replies if r.status_code != 202]
@@ -186,6 +192,9 @@ async def test_many_small_documents_at_once_are_each_indexed_whole_and_a_broken_
         assert stack.chunk_ids(doc["id"]) == {chunk_point_id(doc["id"], i) for i in range(doc["chunks"])}
     hits = (await client.post("/v1/search", json={"query": "ferry number 17 passengers", "top_k": 1})).json()["data"]
     assert hits and hits[0]["name"] == "note 17.txt"
+    # They shared the retriever's calls (IndexBatch) instead of one call each.
+    calls = stack.ingest_metric("ingest_index_call_documents_count") - calls_before
+    assert 1 <= calls < len(notes), calls
 
 
 async def test_the_same_event_twice_gives_one_result(stack: Stack, client: httpx.AsyncClient) -> None:

@@ -12,9 +12,7 @@ from tests.deploy.chart import (
     RELEASE,
     VALUE_SETS,
     component,
-    container,
     deployments,
-    env_of,
     named,
     render,
     render_set,
@@ -42,10 +40,9 @@ def test_with_keda_the_workers_scale_on_their_queues_and_vllm_on_waiting_request
         assert _metric(hpa)["resource"]["name"] == "cpu"
         assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] > 0
     ingest = scalers["ingest"]["spec"]["triggers"][0]
-    prefetch = env_of(container(objects, "ingest"))["INGEST_PREFETCH"]["value"]
     assert ingest["type"] == "rabbitmq"
     # protocol http reads the management API, whose count includes unacked (in-progress) messages.
-    assert ingest["metadata"] == {"protocol": "http", "mode": "QueueLength", "value": prefetch,
+    assert ingest["metadata"] == {"protocol": "http", "mode": "QueueLength", "value": "8",
                                   "queueName": "ingest.document-uploaded", "vhostName": "/"}
     imagegen = scalers["imagegen"]["spec"]["triggers"][0]
     assert (imagegen["metadata"]["queueName"], imagegen["metadata"]["value"]) == ("imagegen.image-jobs", "1")
@@ -67,9 +64,9 @@ def test_keda_reads_the_queue_with_the_brokers_management_credentials() -> None:
             assert ref == [{"parameter": "host", "name": secret, "key": key}]
 
 
-def test_the_ingest_target_follows_its_prefetch() -> None:
-    scalers = _scalers(render({"ingest": {"env": {"INGEST_PREFETCH": "8"}}}))
-    assert scalers["ingest"]["spec"]["triggers"][0]["metadata"]["value"] == "8"
+def test_the_ingest_target_is_its_own_setting_not_its_prefetch() -> None:
+    scalers = _scalers(render({"ingest": {"autoscaling": {"messagesPerReplica": 3}, "env": {"INGEST_PREFETCH": "64"}}}))
+    assert scalers["ingest"]["spec"]["triggers"][0]["metadata"]["value"] == "3"
 
 
 def test_without_keda_gpu_workloads_scale_on_external_metrics_from_prometheus_adapter() -> None:

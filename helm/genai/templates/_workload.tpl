@@ -201,10 +201,9 @@ scaleDown:
     {{- end }}
 {{- end }}
 
-{{/* The per-replica target of a queue/LLM signal: prefetch for ingest, one job for imagegen, waiting requests for vLLM. */}}
+{{/* The per-replica target of a queue/LLM signal: messages for ingest and imagegen, waiting requests for vLLM. */}}
 {{- define "genai.scalingTarget" -}}
-{{- if eq .name "ingest" -}}{{ .values.env.INGEST_PREFETCH | default "4" }}
-{{- else if eq .name "imagegen" -}}{{ int .values.autoscaling.messagesPerReplica }}
+{{- if or (eq .name "ingest") (eq .name "imagegen") -}}{{ int .values.autoscaling.messagesPerReplica }}
 {{- else -}}{{ int .values.autoscaling.waitingRequestsPerReplica }}
 {{- end -}}
 {{- end }}

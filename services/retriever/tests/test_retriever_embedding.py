@@ -30,6 +30,9 @@ async def test_embeddings_are_unit_length_and_batching_does_not_change_them(mini
     assert a.shape == (5, 384) and a.dtype == np.float32 and small.dimension == 384
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert np.allclose(a, b, atol=1e-5)
+    # Texts are grouped by length to be encoded; each row still belongs to its own text.
+    alone = np.concatenate([await large.embed([text]) for text in TEXTS])
+    assert np.allclose(a, alone, atol=1e-5)
     cosine = a @ a.T
     assert int(np.argsort(-cosine[0])[1]) == 3  # the two mitochondria sentences are nearest neighbours
     assert (await small.embed([])).shape == (0, 384)

@@ -195,6 +195,45 @@ async def test_bad_index_is_invalid_argument_and_stores_nothing(stub, request_: 
     assert list(listed.chunk_ids) == []
 
 
+async def chunk_ids(stub: pb_grpc.RetrieverServiceStub, document_id: str) -> list[str]:
+    return list((await stub.ListChunkIds(pb.ListChunkIdsRequest(document_id=document_id), timeout=TIMEOUT)).chunk_ids)
+
+
+async def test_index_batch_indexes_each_document_as_index_would_and_refuses_only_the_bad_one(stub) -> None:
+    reply = await stub.IndexBatch(pb.IndexBatchRequest(documents=[
+        index_request("manual", MANUAL),
+        index_request("bad", ["fine", "  "]),  # a blank chunk: this entry alone is refused
+        index_request("recipes", RECIPES, tenant="acme"),
+    ]), timeout=TIMEOUT)
+    assert [(r.indexed, bool(r.error)) for r in reply.results] == [(3, False), (0, True), (2, False)]
+    assert "chunk 1 has no text" in reply.results[1].error
+    assert await chunk_ids(stub, "bad") == []
+    assert await chunk_ids(stub, "manual") == [chunk_point_id("manual", i) for i in range(3)]
+    top = (await search(stub, "how do I restart my router?", top_k=1, mode=pb.SEARCH_MODE_DENSE)).hits[0]
+    assert (top.document_id, top.chunk_index, top.text) == ("manual", 0, MANUAL[0])
+    # Embedded together with other documents' chunks, a chunk scores as when indexed alone.
+    await index(stub, "manual-alone", MANUAL[:1])
+    both = (await search(stub, MANUAL[0], top_k=2, mode=pb.SEARCH_MODE_DENSE)).hits
+    assert {h.document_id for h in both} == {"manual", "manual-alone"}
+    assert both[0].score == pytest.approx(both[1].score, abs=1e-5)
+    # Each document keeps its own tenant.
+    default = (await search(stub, "bake bread", top_k=10, mode=pb.SEARCH_MODE_DENSE)).hits
+    assert default and "recipes" not in {h.document_id for h in default}
+    acme = (await search(stub, "bake bread", top_k=1, mode=pb.SEARCH_MODE_DENSE, tenant="acme")).hits
+    assert [h.document_id for h in acme] == ["recipes"]
+
+
+@pytest.mark.parametrize("request_", [
+    pb.IndexBatchRequest(),
+    pb.IndexBatchRequest(documents=[index_request("d", ["a"] * 300), index_request("e", ["b"] * 213)]),
+], ids=["no-documents", "too-many-chunks-in-all"])
+async def test_a_bad_index_batch_is_invalid_argument_and_stores_nothing(stub, request_) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.IndexBatch(request_, timeout=TIMEOUT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert await chunk_ids(stub, "d") == []
+
+
 async def test_delete_and_list_need_a_document_id(stub) -> None:
     for call in (stub.DeleteDocument(pb.DeleteDocumentRequest(), timeout=TIMEOUT),
                  stub.ListChunkIds(pb.ListChunkIdsRequest(), timeout=TIMEOUT)):

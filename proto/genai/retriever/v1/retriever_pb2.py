@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"genai/retriever/v1/retriever.proto\x12\x12genai.retriever.v1\"\xb3\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x1c\n\x0fscore_threshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0c\x64ocument_ids\x18\x04 \x03(\t\x12,\n\x04mode\x18\x05 \x01(\x0e\x32\x1e.genai.retriever.v1.SearchMode\x12\x0e\n\x06tenant\x18\x06 \x01(\tB\x12\n\x10_score_threshold\"\x81\x01\n\x03Hit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12\x0c\n\x04page\x18\x04 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x05 \x01(\r\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\x02\"e\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.genai.retriever.v1.Hit\x12,\n\x04mode\x18\x02 \x01(\x0e\x32\x1e.genai.retriever.v1.SearchMode\"8\n\x05\x43hunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\r\x12\x0c\n\x04page\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\"s\n\x0cIndexRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12)\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x19.genai.retriever.v1.Chunk\x12\x0e\n\x06tenant\x18\x04 \x01(\t\" \n\rIndexResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\r\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\")\n\x16\x44\x65leteDocumentResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"*\n\x13ListChunkIdsRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\")\n\x14ListChunkIdsResponse\x12\x11\n\tchunk_ids\x18\x01 \x03(\t*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xfd\x02\n\x10RetrieverService\x12O\n\x06Search\x12!.genai.retriever.v1.SearchRequest\x1a\".genai.retriever.v1.SearchResponse\x12L\n\x05Index\x12 .genai.retriever.v1.IndexRequest\x1a!.genai.retriever.v1.IndexResponse\x12g\n\x0e\x44\x65leteDocument\x12).genai.retriever.v1.DeleteDocumentRequest\x1a*.genai.retriever.v1.DeleteDocumentResponse\x12\x61\n\x0cListChunkIds\x12\'.genai.retriever.v1.ListChunkIdsRequest\x1a(.genai.retriever.v1.ListChunkIdsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"genai/retriever/v1/retriever.proto\x12\x12genai.retriever.v1\"\xb3\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x1c\n\x0fscore_threshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0c\x64ocument_ids\x18\x04 \x03(\t\x12,\n\x04mode\x18\x05 \x01(\x0e\x32\x1e.genai.retriever.v1.SearchMode\x12\x0e\n\x06tenant\x18\x06 \x01(\tB\x12\n\x10_score_threshold\"\x81\x01\n\x03Hit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12\x0c\n\x04page\x18\x04 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x05 \x01(\r\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\r\n\x05score\x18\x07 \x01(\x02\"e\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.genai.retriever.v1.Hit\x12,\n\x04mode\x18\x02 \x01(\x0e\x32\x1e.genai.retriever.v1.SearchMode\"8\n\x05\x43hunk\x12\x13\n\x0b\x63hunk_index\x18\x01 \x01(\r\x12\x0c\n\x04page\x18\x02 \x01(\r\x12\x0c\n\x04text\x18\x03 \x01(\t\"s\n\x0cIndexRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_name\x18\x02 \x01(\t\x12)\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x19.genai.retriever.v1.Chunk\x12\x0e\n\x06tenant\x18\x04 \x01(\t\" \n\rIndexResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\r\"H\n\x11IndexBatchRequest\x12\x33\n\tdocuments\x18\x01 \x03(\x0b\x32 .genai.retriever.v1.IndexRequest\"-\n\x0bIndexResult\x12\x0f\n\x07indexed\x18\x01 \x01(\r\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"F\n\x12IndexBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.genai.retriever.v1.IndexResult\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\")\n\x16\x44\x65leteDocumentResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"*\n\x13ListChunkIdsRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\")\n\x14ListChunkIdsResponse\x12\x11\n\tchunk_ids\x18\x01 \x03(\t*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32\xda\x03\n\x10RetrieverService\x12O\n\x06Search\x12!.genai.retriever.v1.SearchRequest\x1a\".genai.retriever.v1.SearchResponse\x12L\n\x05Index\x12 .genai.retriever.v1.IndexRequest\x1a!.genai.retriever.v1.IndexResponse\x12[\n\nIndexBatch\x12%.genai.retriever.v1.IndexBatchRequest\x1a&.genai.retriever.v1.IndexBatchResponse\x12g\n\x0e\x44\x65leteDocument\x12).genai.retriever.v1.DeleteDocumentRequest\x1a*.genai.retriever.v1.DeleteDocumentResponse\x12\x61\n\x0cListChunkIds\x12\'.genai.retriever.v1.ListChunkIdsRequest\x1a(.genai.retriever.v1.ListChunkIdsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'genai.retriever.v1.retriever_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=860
-  _globals['_SEARCHMODE']._serialized_end=972
+  _globals['_SEARCHMODE']._serialized_start=1053
+  _globals['_SEARCHMODE']._serialized_end=1165
   _globals['_SEARCHREQUEST']._serialized_start=59
   _globals['_SEARCHREQUEST']._serialized_end=238
   _globals['_HIT']._serialized_start=241
@@ -45,14 +45,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INDEXREQUEST']._serialized_end=648
   _globals['_INDEXRESPONSE']._serialized_start=650
   _globals['_INDEXRESPONSE']._serialized_end=682
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=684
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=728
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=730
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=771
-  _globals['_LISTCHUNKIDSREQUEST']._serialized_start=773
-  _globals['_LISTCHUNKIDSREQUEST']._serialized_end=815
-  _globals['_LISTCHUNKIDSRESPONSE']._serialized_start=817
-  _globals['_LISTCHUNKIDSRESPONSE']._serialized_end=858
-  _globals['_RETRIEVERSERVICE']._serialized_start=975
-  _globals['_RETRIEVERSERVICE']._serialized_end=1356
+  _globals['_INDEXBATCHREQUEST']._serialized_start=684
+  _globals['_INDEXBATCHREQUEST']._serialized_end=756
+  _globals['_INDEXRESULT']._serialized_start=758
+  _globals['_INDEXRESULT']._serialized_end=803
+  _globals['_INDEXBATCHRESPONSE']._serialized_start=805
+  _globals['_INDEXBATCHRESPONSE']._serialized_end=875
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=877
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=921
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=923
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=964
+  _globals['_LISTCHUNKIDSREQUEST']._serialized_start=966
+  _globals['_LISTCHUNKIDSREQUEST']._serialized_end=1008
+  _globals['_LISTCHUNKIDSRESPONSE']._serialized_start=1010
+  _globals['_LISTCHUNKIDSRESPONSE']._serialized_end=1051
+  _globals['_RETRIEVERSERVICE']._serialized_start=1168
+  _globals['_RETRIEVERSERVICE']._serialized_end=1642
 # @@protoc_insertion_point(module_scope)

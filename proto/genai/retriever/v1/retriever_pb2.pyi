@@ -88,6 +88,26 @@ class IndexResponse(_message.Message):
     indexed: int
     def __init__(self, indexed: _Optional[int] = ...) -> None: ...
 
+class IndexBatchRequest(_message.Message):
+    __slots__ = ("documents",)
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[IndexRequest]
+    def __init__(self, documents: _Optional[_Iterable[_Union[IndexRequest, _Mapping]]] = ...) -> None: ...
+
+class IndexResult(_message.Message):
+    __slots__ = ("indexed", "error")
+    INDEXED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    indexed: int
+    error: str
+    def __init__(self, indexed: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class IndexBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[IndexResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[IndexResult, _Mapping]]] = ...) -> None: ...
+
 class DeleteDocumentRequest(_message.Message):
     __slots__ = ("document_id",)
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]

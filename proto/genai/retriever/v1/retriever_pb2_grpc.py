@@ -45,6 +45,11 @@ class RetrieverServiceStub:
                 request_serializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexRequest.SerializeToString,
                 response_deserializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexResponse.FromString,
                 _registered_method=True)
+        self.IndexBatch = channel.unary_unary(
+                '/genai.retriever.v1.RetrieverService/IndexBatch',
+                request_serializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexBatchRequest.SerializeToString,
+                response_deserializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexBatchResponse.FromString,
+                _registered_method=True)
         self.DeleteDocument = channel.unary_unary(
                 '/genai.retriever.v1.RetrieverService/DeleteDocument',
                 request_serializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.DeleteDocumentRequest.SerializeToString,
@@ -69,6 +74,14 @@ class RetrieverServiceServicer:
 
     def Index(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IndexBatch(self, request, context):
+        """Index for several documents in one call: their chunks are embedded together and committed
+        in one write (many small documents cost one model pass instead of one each).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -98,6 +111,11 @@ def add_RetrieverServiceServicer_to_server(servicer, server):
                     servicer.Index,
                     request_deserializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexRequest.FromString,
                     response_serializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexResponse.SerializeToString,
+            ),
+            'IndexBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.IndexBatch,
+                    request_deserializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexBatchRequest.FromString,
+                    response_serializer=genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexBatchResponse.SerializeToString,
             ),
             'DeleteDocument': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteDocument,
@@ -165,6 +183,33 @@ class RetrieverService:
             '/genai.retriever.v1.RetrieverService/Index',
             genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexRequest.SerializeToString,
             genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IndexBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/genai.retriever.v1.RetrieverService/IndexBatch',
+            genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexBatchRequest.SerializeToString,
+            genai_dot_retriever_dot_v1_dot_retriever__pb2.IndexBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,11 +13,13 @@ from genai_common.loop_lag import LoopLagProbe
 from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from ingest import metrics
+from ingest.batching import IndexBatcher
+from ingest.budget import ByteBudget
 from ingest.chunking import ChunkingPolicy
 from ingest.consumer import UploadConsumer
 from ingest.extract import Extractor, PdfLimits
 from ingest.indexer import RetrieverIndexer
-from ingest.pipeline import IngestPipeline
+from ingest.pipeline import Indexer, IngestPipeline
 from ingest.progress import AmqpProgress
 from ingest.settings import IngestSettings
 
@@ -30,7 +32,7 @@ def queue_spec(settings: IngestSettings, on_give_up: GiveUp | None = None) -> Qu
                      retry=retry, on_give_up=on_give_up, max_length=settings.ingest_queue_max_length)
 
 
-def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: RetrieverIndexer) -> IngestPipeline:
+def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: Indexer) -> IngestPipeline:
     limits = PdfLimits(wall_seconds=settings.ingest_parse_timeout_seconds,
                        cpu_seconds=settings.ingest_parse_cpu_seconds,
                        memory_bytes=settings.ingest_parse_memory_bytes, max_pages=settings.ingest_max_pages)
@@ -40,7 +42,8 @@ def build_pipeline(settings: IngestSettings, progress: AmqpProgress, indexer: Re
     return IngestPipeline(open_blob_store(settings.blob_store_url),
                           Extractor(limits, concurrency=settings.ingest_parse_concurrency),
                           indexer, progress, policy=policy, batch_chunks=settings.ingest_index_batch,
-                          chunk_timeout_seconds=settings.ingest_chunk_timeout_seconds)
+                          chunk_timeout_seconds=settings.ingest_chunk_timeout_seconds,
+                          budget=ByteBudget(settings.ingest_inflight_bytes))
 
 
 async def run(settings: IngestSettings) -> None:
@@ -57,7 +60,9 @@ async def run(settings: IngestSettings) -> None:
         stack.push_async_callback(amqp.close)
         await stack.enter_async_context(OpsServer(settings.ingest_metrics_host, settings.ingest_metrics_port,
                                                   ready=lambda: consuming and amqp.is_connected))
-        indexer = RetrieverIndexer(channel, index_deadline=settings.ingest_index_deadline_seconds)
+        indexer = IndexBatcher(RetrieverIndexer(channel, index_deadline=settings.ingest_index_deadline_seconds),
+                               max_chunks=settings.ingest_index_batch)
+        stack.push_async_callback(indexer.aclose)
         progress = AmqpProgress(amqp)
         consumer = UploadConsumer(build_pipeline(settings, progress, indexer), progress)
         await amqp.consume(queue_spec(settings, consumer.give_up), consumer.handle)

@@ -33,7 +33,7 @@ def job_from_event(event: events_pb2.DocumentUploaded) -> IngestJob:
         raise PermanentFailure("document.uploaded without document_id or blob_key")
     return IngestJob(document_id=event.document_id, blob_key=event.blob_key,
                      filename=event.filename or "document", media_type=event.media_type, sha256=event.sha256,
-                     tenant=event.tenant or "default")
+                     size_bytes=event.size_bytes, tenant=event.tenant or "default")
 
 
 def traced_document_id(message: AbstractIncomingMessage) -> str:

@@ -15,6 +15,8 @@ class IngestJob:
     filename: str
     media_type: str
     sha256: str = ""
+    # The file's size as uploaded (what it holds of the worker's byte budget).
+    size_bytes: int = 0
     # Whose document it is: the retriever stores it with the chunks and filters every search on it.
     tenant: str = "default"
 

@@ -19,6 +19,11 @@ DOCUMENTS = Counter("ingest_documents_total", "Uploaded documents handled, by ou
 STAGE_SECONDS = Histogram("ingest_stage_duration_seconds", "Time per pipeline stage", ("stage",),
                           buckets=STAGE_BUCKETS)
 CHUNKS = Counter("ingest_chunks_total", "Chunks written to the retriever")
+# What each IndexBatch call to the retriever carried: documents in flight share calls.
+INDEX_CALL_DOCUMENTS = Histogram("ingest_index_call_documents", "Documents (or parts of one) per Index call",
+                                 buckets=(1, 2, 4, 8, 16, 32, 64))
+INDEX_CALL_CHUNKS = Histogram("ingest_index_call_chunks", "Chunks per Index call",
+                              buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 QUEUE_WAIT_SECONDS = Histogram("ingest_queue_wait_seconds", "From the upload to a worker taking the document "
                                "(first delivery)", buckets=WAIT_BUCKETS)
 # A loop that runs late misses AMQP heartbeats (the broker drops the connection at two missed).

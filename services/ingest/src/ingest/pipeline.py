@@ -16,12 +16,15 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from genai_common.errors import InvalidInput, NotFound
+from ingest.budget import ByteBudget
 from ingest.chunking import Chunk, ChunkingPolicy, ChunkingTimedOut, chunk_pages
 from ingest.clean import clean_text
 from ingest.domain import IngestJob, Outcome, Report
 from ingest.extract import NO_TEXT, Extracted, ExtractionFailed, PageProgress
 
 log = logging.getLogger(__name__)
+
+_UNBOUNDED = 1 << 62
 
 # Progress (0-100) at the start of each stage; embedding fills the rest batch by batch.
 PARSING_AT, CHUNKING_AT, EMBEDDING_AT = 5, 20, 25
@@ -51,15 +54,24 @@ class ProgressSink(Protocol):
 
 class IngestPipeline:
     def __init__(self, blobs: Blobs, extractor: TextExtractor, indexer: Indexer, progress: ProgressSink, *,
-                 policy: ChunkingPolicy, batch_chunks: int = 64, chunk_timeout_seconds: float = 60.0) -> None:
+                 policy: ChunkingPolicy, batch_chunks: int = 64, chunk_timeout_seconds: float = 60.0,
+                 budget: ByteBudget | None = None) -> None:
         self._blobs, self._extractor, self._indexer = blobs, extractor, indexer
         self._progress = progress
+        self._budget = budget or ByteBudget(_UNBOUNDED)
         self._policy = policy
         self._batch = batch_chunks
         self._chunk_timeout = chunk_timeout_seconds
 
     async def process(self, job: IngestJob) -> Report:
-        """Index `job`'s document and report it; returns what happened (errors = retry)."""
+        """Index `job`'s document and report it; returns what happened (errors = retry).
+
+        The document holds its size in the worker's byte budget from before it is read until it is
+        done (its bytes, text and chunks are in memory that long)."""
+        async with self._budget.hold(job.size_bytes):
+            return await self._process_held(job)
+
+    async def _process_held(self, job: IngestJob) -> Report:
         timings: dict[str, float] = {}
         try:
             return await self._process(job, timings)

@@ -41,6 +41,16 @@ class ChunkInput:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentChunks:
+    """One document's part of an IndexBatch call: what a single Index call carries."""
+
+    document_id: str
+    source_name: str
+    chunks: Sequence[ChunkInput]
+    tenant: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SparseVector:
     """Term ids (sorted, unique) and their weights."""
 

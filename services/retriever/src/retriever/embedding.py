@@ -83,13 +83,21 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One row per text, float32, unit length."""
+        """One row per text, float32, unit length.
+
+        Texts of similar length go through the model together (a batch is padded to its longest
+        text: the chunks of several documents mixed in arrival order would waste most of a
+        batch's work on padding), and the rows come back in the order of `texts`."""
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         parts = []
-        for start in range(0, len(texts), self._batch_size):
-            parts.append(await self._encode_in_slot(list(texts[start:start + self._batch_size])))
-        return np.concatenate(parts)
+        for start in range(0, len(order), self._batch_size):
+            batch = [texts[i] for i in order[start:start + self._batch_size]]
+            parts.append(await self._encode_in_slot(batch))
+        vectors = np.empty((len(texts), self._dimension), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        return vectors
 
     async def _encode_in_slot(self, batch: list[str]) -> np.ndarray:
         """Encode in a worker thread holding a slot until the thread is done, even if the caller

@@ -17,6 +17,7 @@ from retriever.domain import (
     DEFAULT_TENANT,
     ChunkInput,
     ChunkRecord,
+    DocumentChunks,
     ScoredChunk,
     SearchMode,
     SparseVector,
@@ -68,6 +69,9 @@ class RetrieverConfig:
             raise ValueError(f"hybrid_fusion must be 'dbsf' or 'rrf', not {self.hybrid_fusion!r}")
 
 
+_NO_TERMS = SparseVector((), ())
+
+
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     mode: SearchMode
@@ -105,23 +109,60 @@ class Retriever:
         Chunks of the document that are not in `chunks` are left alone: a large document may arrive
         in several requests. DeleteDocument first to replace a document wholesale.
         """
-        self._check_id(document_id, "document_id")
-        tenant = self._tenant(tenant)
-        self._check_chunks(chunks)
-        texts = [c.text for c in chunks]
+        records = self._records(DocumentChunks(document_id, source_name, chunks, tenant))
+        await self._write(records)
+        return len(records)
+
+    async def index_batch(self, documents: Sequence[DocumentChunks]) -> list[int | InvalidInput]:
+        """`index` for several documents at once: one encode over all their chunks, one upsert.
+
+        Each entry is checked on its own; a refused one comes back as its `InvalidInput` (in its
+        place) and the others are indexed. More than `max_chunks_per_request` chunks in all is
+        refused whole, as is an empty call. A store or model failure fails the call: nothing of it
+        is acknowledged, and the whole call may be retried (point ids are deterministic).
+        """
+        cfg = self._config
+        if not documents:
+            raise InvalidInput("at least one document is required")
+        total = sum(len(d.chunks) for d in documents)
+        if total > cfg.max_chunks_per_request:
+            raise InvalidInput(f"{total} chunks in one request; at most {cfg.max_chunks_per_request}, "
+                               "send more requests")
+        outcomes: list[int | InvalidInput] = []
+        records: list[ChunkRecord] = []
+        for document in documents:
+            try:
+                accepted = self._records(document)
+            except InvalidInput as refused:
+                outcomes.append(refused)
+                continue
+            outcomes.append(len(accepted))
+            records += accepted
+        if records:
+            await self._write(records)
+        return outcomes
+
+    def _records(self, document: DocumentChunks) -> list[ChunkRecord]:
+        """The points of `document`'s chunks, vectors still empty; `InvalidInput` if it is refused."""
+        self._check_id(document.document_id, "document_id")
+        tenant = self._tenant(document.tenant)
+        self._check_chunks(document.chunks)
+        return [
+            ChunkRecord(id=chunk_point_id(document.document_id, c.chunk_index), document_id=document.document_id,
+                        source_name=document.source_name, page=c.page, chunk_index=c.chunk_index, text=c.text,
+                        dense=(), sparse=_NO_TERMS, tenant=tenant)
+            for c in document.chunks
+        ]
+
+    async def _write(self, records: list[ChunkRecord]) -> None:
+        """Embed the records' texts, attach the vectors and upsert them in one write."""
+        texts = [r.text for r in records]
         dense = await self._embedder.embed(texts)
         sparse = await asyncio.to_thread(self._sparse.encode_documents, texts)
-        records = [
-            ChunkRecord(
-                id=chunk_point_id(document_id, c.chunk_index), document_id=document_id, source_name=source_name,
-                page=c.page, chunk_index=c.chunk_index, text=c.text, dense=d, sparse=s, tenant=tenant,
-            )
-            for c, d, s in zip(chunks, dense, sparse, strict=True)
-        ]
-        await self._store.upsert(records)
+        complete = [dataclasses.replace(r, dense=d, sparse=s) for r, d, s in zip(records, dense, sparse, strict=True)]
+        await self._store.upsert(complete)
         if self._metrics is not None:
-            self._metrics.indexed_chunks.inc(len(records))
-        return len(records)
+            self._metrics.indexed_chunks.inc(len(complete))
 
     async def search(
         self, query: str, *, top_k: int = 0, score_threshold: float | None = None,

@@ -9,7 +9,7 @@ import grpc
 from genai.retriever.v1 import retriever_pb2 as pb
 from genai.retriever.v1 import retriever_pb2_grpc as pb_grpc
 from genai_common.errors import InvalidInput
-from retriever.domain import ChunkInput, ScoredChunk, SearchMode
+from retriever.domain import ChunkInput, DocumentChunks, ScoredChunk, SearchMode
 from retriever.retrieval import Retriever
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RetrieverService"].full_name
@@ -29,6 +29,11 @@ def mode_from_pb(value: pb.SearchMode) -> SearchMode | None:
     if value not in _MODE_FROM_PB:
         raise InvalidInput(f"unknown search mode {value}")
     return _MODE_FROM_PB[value]
+
+
+def document_from_pb(request: pb.IndexRequest) -> DocumentChunks:
+    chunks = [ChunkInput(chunk_index=c.chunk_index, page=c.page, text=c.text) for c in request.chunks]
+    return DocumentChunks(request.document_id, request.source_name, chunks, request.tenant)
 
 
 def hit_to_pb(hit: ScoredChunk) -> pb.Hit:
@@ -51,10 +56,19 @@ class RetrieverServicer(pb_grpc.RetrieverServiceServicer):
         return pb.SearchResponse(hits=[hit_to_pb(h) for h in result.hits], mode=_MODE_TO_PB[result.mode])
 
     async def Index(self, request: pb.IndexRequest, context: grpc.aio.ServicerContext) -> pb.IndexResponse:
-        chunks = [ChunkInput(chunk_index=c.chunk_index, page=c.page, text=c.text) for c in request.chunks]
-        indexed = await self._retriever.index(request.document_id, request.source_name, chunks,
-                                              tenant=request.tenant)
+        document = document_from_pb(request)
+        indexed = await self._retriever.index(document.document_id, document.source_name, document.chunks,
+                                              tenant=document.tenant)
         return pb.IndexResponse(indexed=indexed)
+
+    async def IndexBatch(
+        self, request: pb.IndexBatchRequest, context: grpc.aio.ServicerContext,
+    ) -> pb.IndexBatchResponse:
+        outcomes = await self._retriever.index_batch([document_from_pb(d) for d in request.documents])
+        return pb.IndexBatchResponse(results=[
+            pb.IndexResult(error=o.message) if isinstance(o, InvalidInput) else pb.IndexResult(indexed=o)
+            for o in outcomes
+        ])
 
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext,
