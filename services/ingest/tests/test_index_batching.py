@@ -11,7 +11,11 @@ import pytest
 from genai_common.errors import InvalidInput, Unavailable
 from ingest.batching import IndexBatcher, IndexPart
 from ingest.budget import ByteBudget
-from ingest.chunking import Chunk
+from ingest.chunking import Chunk, ChunkingPolicy
+from ingest.domain import IngestJob, Outcome
+from ingest.extract import Extractor, PdfLimits
+from ingest.pipeline import IngestPipeline
+from tests.support.eventually import eventually
 
 
 def chunks(count: int, text: str = "some text") -> list[Chunk]:
@@ -209,3 +213,43 @@ async def test_a_waiter_that_leaves_gives_its_place_to_the_next() -> None:
 def test_a_budget_needs_room(bad: int) -> None:
     with pytest.raises(ValueError):
         ByteBudget(bad)
+
+
+@dataclass
+class FakeBlobs:
+    data: dict[str, bytes]
+    reads: list[str] = field(default_factory=list)
+
+    async def get(self, key: str) -> bytes:
+        self.reads.append(key)
+        return self.data[key]
+
+
+class QuietProgress:
+    async def processing(self, *_: object) -> None: ...
+    async def succeeded(self, *_: object) -> None: ...
+    async def failed(self, *_: object) -> None: ...
+
+
+async def test_the_pipeline_reads_a_document_only_once_the_budget_has_room_for_it() -> None:
+    texts = {f"blob-{i}": f"Document {i} is about tides and ferries. ".encode() * 2 for i in range(3)}
+    blobs = FakeBlobs(texts)
+    retriever = FakeBatchRetriever()
+    pipeline = IngestPipeline(blobs, Extractor(PdfLimits()), IndexBatcher(retriever, max_chunks=64), QuietProgress(),
+                              policy=ChunkingPolicy(target_chars=300, overlap_chars=60, max_chars=500),
+                              budget=ByteBudget(100))
+    jobs = [IngestJob(document_id=f"doc-{i}", blob_key=f"blob-{i}", filename="a.txt", media_type="text/plain",
+                      size_bytes=size) for i, size in enumerate((60, 30, 60))]
+    running = [asyncio.create_task(pipeline.process(job)) for job in jobs]
+    await eventually(lambda: _settled(retriever), lambda calls: len(calls) == 1, within=10, what="a call")
+    # 60 + 30 fit in 100 bytes; the third waits, unread, until they are indexed.
+    assert sorted(blobs.reads) == ["blob-0", "blob-1"]
+    retriever.gate.set()
+    reports = await asyncio.gather(*running)
+    assert [r.outcome for r in reports] == [Outcome.INDEXED] * 3
+    assert blobs.reads[-1] == "blob-2"
+
+
+async def _settled(retriever: FakeBatchRetriever) -> list[list[str]]:
+    await settle()
+    return retriever.calls
