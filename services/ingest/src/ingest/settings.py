@@ -21,7 +21,7 @@ class IngestSettings(AmqpSettings, BlobSettings, CommonSettings):
     # this long since the first failure it is recorded as failed and dead-lettered. The budget
     # outlasts a retriever restart or a short outage.
     ingest_queue: str = "ingest.document-uploaded"
-    ingest_prefetch: int = Field(default=64, ge=1)
+    ingest_prefetch: int = Field(default=128, ge=1)
     ingest_inflight_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     ingest_retry_attempts: int = Field(default=10, ge=1)
     ingest_retry_budget_seconds: float = Field(default=900.0, gt=0)
@@ -45,5 +45,5 @@ class IngestSettings(AmqpSettings, BlobSettings, CommonSettings):
     # Cleaning and chunking one document's text (linear in its length) is given up after this
     # long: the document fails with a reason instead of holding a worker thread.
     ingest_chunk_timeout_seconds: float = Field(default=60.0, gt=0)
-    ingest_index_batch: int = 64
+    ingest_index_batch: int = 128
     ingest_index_deadline_seconds: float = 120.0
