@@ -61,16 +61,46 @@ def optimise(source: Path, target: Path, *, heads: int, hidden: int) -> None:
     optimized.save_model_to_file(str(target))
 
 
-def quantise_int8(source: Path, target: Path, *, per_channel: bool = True, op_types: Sequence[str] = ("MatMul",),
+def quantise_int8(source: Path, target: Path, *, per_channel: bool = True, reduce_range: bool = False,
+                  unsigned_weights: bool = False, op_types: Sequence[str] = ("MatMul",),
                   exclude: Sequence[str] = ()) -> None:
-    """Dynamic int8 quantisation: weights stored as int8, activations scaled per call."""
+    """Dynamic int8 quantisation: weights stored as int8, activations scaled per call.
+
+    `reduce_range` keeps the weights to 7 bits and `unsigned_weights` stores them as uint8: on x86
+    without VNNI (AVX2 only), uint8 activations times int8 weights go through VPMADDUBSW, whose
+    16-bit pair sums saturate with full-range weights; either setting avoids that."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # The fused operators (com.microsoft) have no shape inference: their outputs are float.
-    quantize_dynamic(str(source), str(target), per_channel=per_channel, weight_type=QuantType.QInt8,
+    quantize_dynamic(str(source), str(target), per_channel=per_channel, reduce_range=reduce_range,
+                     weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
                      op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def quantise_static(source: Path, target: Path, batches: Sequence[dict[str, np.ndarray]], *,
+                    method: str = "minmax", per_channel: bool = True, reduce_range: bool = False,
+                    op_types: Sequence[str] = ("MatMul",), exclude: Sequence[str] = ()) -> None:
+    """Static int8 quantisation (QDQ): activation ranges fixed beforehand from `batches` of model inputs."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
+                    calibrate_method=methods[method],
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def build_variant(model: SentenceTransformer, backend: str, target: Path) -> None:
@@ -90,7 +120,7 @@ def build_variant(model: SentenceTransformer, backend: str, target: Path) -> Non
 class OnnxSentenceEncoder:
     """`encode` and `get_embedding_dimension` as the sentence-transformers model has them, on ONNX Runtime."""
 
-    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0) -> None:
+    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0, sub_batch: int = 0) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -103,23 +133,39 @@ class OnnxSentenceEncoder:
         self._names = _input_names(model)
         self._dimension = int(model.get_embedding_dimension() or 0)
         self._pooling = _pooling_mode(model)
+        self._width = int(_transformer(model).config.hidden_size)
+        self._sub_batch = sub_batch
+        self._right_padded = getattr(self._tokenizer, "padding_side", "right") == "right"
 
     def get_embedding_dimension(self) -> int:
         return self._dimension
 
     def encode(self, texts: list[str], **_: Any) -> np.ndarray:
-        """Unit-length float32 rows (the service always normalises)."""
+        """Unit-length float32 rows (the service always normalises).
+
+        With `sub_batch`, the texts run sorted by length in groups of that size, each padded only
+        to its own longest text: a batch of mixed chunks otherwise spends much of its attention
+        and feed-forward work on padding."""
         tokens = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_tokens,
                                  return_tensors="np")
         inputs = {name: tokens[name].astype(np.int64) for name in self._names}
-        hidden = self._session.run(None, inputs)[0]
-        mask = inputs["attention_mask"][..., None].astype(np.float32)
-        if self._pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        lengths = inputs["attention_mask"].sum(axis=1)
+        step = self._sub_batch if self._sub_batch and self._right_padded else len(texts)
+        order = np.argsort(-lengths, kind="stable")
+        pooled = np.empty((len(texts), self._width), dtype=np.float32)
+        for start in range(0, len(texts), max(step, 1)):
+            rows = order[start:start + step]
+            width = int(lengths[rows].max()) if step < len(texts) else inputs["attention_mask"].shape[1]
+            group = {name: array[rows, :width] for name, array in inputs.items()}
+            pooled[rows] = self._pool(self._session.run(None, group)[0], group["attention_mask"])
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def _pool(self, hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if self._pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask[..., None].astype(np.float32)
+        return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
 
 
 def load_onnx_encoder(model: SentenceTransformer, backend: str, cache_dir: Path, *,
