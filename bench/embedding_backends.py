@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,6 @@ from retriever.onnx_embedding import (  # noqa: E402
     export_fp32,
     optimise,
     quantise_int8,
-    quantise_static,
 )
 
 BATCH = 32
@@ -91,6 +90,35 @@ def _int8_keep_ffn_out(exported: Path, work: Path) -> Path:
         source = _optimised(exported, work)
         quantise_int8(source, target, exclude=_ffn_out_nodes(source))
     return target
+
+
+def quantise_static(source: Path, target: Path, batches: Sequence[dict[str, np.ndarray]], *,
+                    method: str = "minmax", per_channel: bool = True, reduce_range: bool = False,
+                    op_types: Sequence[str] = ("MatMul",), exclude: Sequence[str] = ()) -> None:
+    """Static int8 quantisation (QDQ): activation ranges fixed beforehand from `batches` of model inputs."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
+                    calibrate_method=methods[method],
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 CALIBRATION: list[dict[str, np.ndarray]] = []  # model inputs for static quantisation, filled in main()

@@ -4,8 +4,12 @@ its graph optimised for CPU, optionally quantised to int8, and cached on disk.
 `EMBEDDING_BACKEND` picks the variant: `onnx` (fp32, the transformer's fused graph) or `onnx-int8`
 (the MatMul weights as int8, per output channel; activations quantised on the fly). Tokenising,
 pooling and normalising are the sentence-transformers model's own settings, so the vectors are
-the torch model's: fp32 equal to ~1e-6; int8 close (cosine ~0.995) but it finds only ~92 % of
-fp32's ten nearest neighbours again (bench/embedding_backends.py; README: Retrieval).
+the torch model's: fp32 equal to ~1e-6; int8 close (cosine ~0.994) but it finds only ~90 % of
+fp32's ten nearest neighbours again (bench/embedding_backends.py; README: Retrieval). Neither
+7-bit nor uint8 weights (the AVX2 saturation fixes), static QDQ ranges nor smoothing the
+activation outliers into the weights lifted that: int8 weights alone, activations left fp32,
+already lose ~3 % of the neighbours. Both backends run a batch sorted by length in groups of
+`SUB_BATCH`, so that short texts are not padded to the longest of the batch.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ log = logging.getLogger(__name__)
 
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 OPSET = 17
+# How each backend's graph is built, as a version in the cached file's name: change a recipe (export,
+# fusions, quantisation), bump its number, and graphs cached by the old recipe are no longer loaded.
+RECIPES = {"onnx": 1, "onnx-int8": 1}
+# Texts run sorted by length in groups of this size, each padded to its own longest (see `encode`).
+SUB_BATCH = 8
 
 
 def export_fp32(model: SentenceTransformer, target: Path) -> None:
@@ -77,30 +86,6 @@ def quantise_int8(source: Path, target: Path, *, per_channel: bool = True, reduc
                      weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
                      op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-
-
-def quantise_static(source: Path, target: Path, batches: Sequence[dict[str, np.ndarray]], *,
-                    method: str = "minmax", per_channel: bool = True, reduce_range: bool = False,
-                    op_types: Sequence[str] = ("MatMul",), exclude: Sequence[str] = ()) -> None:
-    """Static int8 quantisation (QDQ): activation ranges fixed beforehand from `batches` of model inputs."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._batches = iter(batches)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._batches, None)
-
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-               "entropy": CalibrationMethod.Entropy}
-    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
-                    calibrate_method=methods[method],
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def build_variant(model: SentenceTransformer, backend: str, target: Path) -> None:
@@ -155,7 +140,7 @@ class OnnxSentenceEncoder:
         pooled = np.empty((len(texts), self._width), dtype=np.float32)
         for start in range(0, len(texts), max(step, 1)):
             rows = order[start:start + step]
-            width = int(lengths[rows].max()) if step < len(texts) else inputs["attention_mask"].shape[1]
+            width = int(lengths[rows].max())
             group = {name: array[rows, :width] for name, array in inputs.items()}
             pooled[rows] = self._pool(self._session.run(None, group)[0], group["attention_mask"])
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -169,18 +154,23 @@ class OnnxSentenceEncoder:
 
 
 def load_onnx_encoder(model: SentenceTransformer, backend: str, cache_dir: Path, *,
-                      threads: int = 0) -> OnnxSentenceEncoder:
+                      threads: int = 0, sub_batch: int = SUB_BATCH) -> OnnxSentenceEncoder:
     """The cached variant of `model` for `backend`, built first if missing (blocking: call in a thread)."""
     if backend not in ONNX_BACKENDS:
         raise ValueError(f"unknown ONNX backend {backend!r}; one of {', '.join(ONNX_BACKENDS)}")
-    target = cache_dir / f"{_fingerprint(model)}-{backend}.onnx"
+    target = cache_dir / graph_name(model, backend)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         build_variant(model, backend, target)
         log.info("embedding model exported to ONNX", extra={"backend": backend, "path": str(target),
                                                              "seconds": round(time.perf_counter() - started, 1)})
-    return OnnxSentenceEncoder(target, model, threads=threads)
+    return OnnxSentenceEncoder(target, model, threads=threads, sub_batch=sub_batch)
+
+
+def graph_name(model: SentenceTransformer, backend: str) -> str:
+    """The cached graph's file name: the weights it came from and the recipe that built it."""
+    return f"{_fingerprint(model)}-{backend}-r{RECIPES[backend]}.onnx"
 
 
 def _transformer(model: SentenceTransformer) -> Any:
