@@ -12,8 +12,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from retriever.embedding import SentenceTransformerEmbedder
 from retriever import onnx_embedding
+from retriever.embedding import SentenceTransformerEmbedder
 from retriever.onnx_embedding import load_onnx_encoder
 from retriever.settings import RetrieverSettings
 
