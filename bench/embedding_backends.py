@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +37,16 @@ import scifact_data  # noqa: E402
 from ingest.chunking import ChunkingPolicy, chunk_pages  # noqa: E402
 from ingest.clean import clean_text  # noqa: E402
 from retriever.embedding import load_sentence_transformer  # noqa: E402
-from retriever.onnx_embedding import OnnxSentenceEncoder, export_fp32, optimise, quantise_int8  # noqa: E402
+from retriever.onnx_embedding import (  # noqa: E402
+    OnnxSentenceEncoder,
+    export_fp32,
+    optimise,
+    quantise_int8,
+)
 
 BATCH = 32
+CALIBRATION_CHUNKS = 256
+SORTED_SUB_BATCHES = (8, 16)  # torch fp32 with the ONNX encoder's length-sorting trick, for comparison
 SPEED_TARGET, RECALL_TARGET, NDCG_TOLERANCE = 2.0, 0.98, 0.005
 Encode = Callable[[list[str]], np.ndarray]
 
@@ -50,6 +57,7 @@ class Variant:
     build: Callable[[Path, Path], Path]  # (exported fp32, work dir) -> graph
     threads: int = 0
     shipped: bool = False
+    sub_batch: int = 0  # run each batch sorted by length in groups of this size (0: as one)
 
 
 def _optimised(exported: Path, work: Path) -> Path:
@@ -84,18 +92,74 @@ def _int8_keep_ffn_out(exported: Path, work: Path) -> Path:
     return target
 
 
+def quantise_static(source: Path, target: Path, batches: Sequence[dict[str, np.ndarray]], *,
+                    method: str = "minmax", per_channel: bool = True, reduce_range: bool = False,
+                    op_types: Sequence[str] = ("MatMul",), exclude: Sequence[str] = ()) -> None:
+    """Static int8 quantisation (QDQ): activation ranges fixed beforehand from `batches` of model inputs."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
+                    calibrate_method=methods[method],
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+CALIBRATION: list[dict[str, np.ndarray]] = []  # model inputs for static quantisation, filled in main()
+
+
+def _static(name: str, source: Callable[[Path, Path], Path], **options) -> Callable[[Path, Path], Path]:  # type: ignore[no-untyped-def]
+    def build(exported: Path, work: Path) -> Path:
+        target = work / f"{name}.onnx"
+        if not target.exists():
+            quantise_static(source(exported, work), target, CALIBRATION, **options)
+        return target
+    return build
+
+
 VARIANTS = (
     Variant("onnx fp32 as exported", lambda exported, work: exported),
-    Variant("onnx fp32 optimised (onnx)", _optimised, shipped=True),
+    Variant("onnx fp32 optimised, one batch (onnx before)", _optimised),
     Variant("onnx fp32 optimised, 1 thread", _optimised, threads=1),
     Variant("int8 per-tensor, all ops (earlier try)",
             _int8("int8-tensor-all", lambda e, w: e, per_channel=False, op_types=())),
     Variant("int8 per-channel, MatMul, as exported", _int8("int8-ch-mm-raw", lambda e, w: e)),
-    Variant("int8 per-channel, MatMul, optimised (onnx-int8)", _int8("int8-ch-mm-opt", _optimised), shipped=True),
+    Variant("int8 per-channel, MatMul, one batch (onnx-int8 before)", _int8("int8-ch-mm-opt", _optimised)),
     Variant("int8 per-channel, MatMul+Attention, optimised",
             _int8("int8-ch-mm-att", _optimised, op_types=("MatMul", "Attention"))),
     Variant("int8 per-channel, FFN outputs kept fp32", _int8_keep_ffn_out),
     Variant("int8 per-channel, MatMul, optimised, 1 thread", _int8("int8-ch-mm-opt", _optimised), threads=1),
+    Variant("int8 per-channel, 7-bit weights (reduce_range)",
+            _int8("int8-ch-rr", _optimised, reduce_range=True)),
+    Variant("int8 per-tensor, 7-bit weights (reduce_range)",
+            _int8("int8-t-rr", _optimised, per_channel=False, reduce_range=True)),
+    Variant("uint8 weights (U8U8) per-channel", _int8("u8-ch", _optimised, unsigned_weights=True)),
+    Variant("uint8 weights (U8U8) per-tensor", _int8("u8-t", _optimised, per_channel=False, unsigned_weights=True)),
+    Variant("onnx fp32, sorted sub-batches of 8 (onnx)", _optimised, sub_batch=8, shipped=True),
+    Variant("int8 per-channel, sorted sub-batches of 8 (onnx-int8)", _int8("int8-ch-mm-opt", _optimised),
+            sub_batch=8, shipped=True),
+    Variant("int8 per-channel, sorted sub-batches of 16", _int8("int8-ch-mm-opt", _optimised), sub_batch=16),
+    Variant("static QDQ MinMax, as exported", _static("static-minmax-raw", lambda e, w: e)),
+    Variant("static QDQ MinMax, optimised", _static("static-minmax", _optimised)),
+    Variant("static QDQ Percentile, optimised", _static("static-pct", _optimised, method="percentile")),
+    Variant("static QDQ Entropy, optimised", _static("static-entropy", _optimised, method="entropy")),
+    Variant("static QDQ MinMax, optimised, reduce_range", _static("static-minmax-rr", _optimised, reduce_range=True)),
 )
 
 
@@ -105,6 +169,16 @@ def chunk_texts(count: int) -> list[str]:
     for doc in list(scifact_data.load_corpus().values())[:count]:
         texts += [c.text for c in chunk_pages([(0, clean_text(f"{doc.title}\n\n{doc.text}"))], policy)]
     return texts
+
+
+def calibration_chunks(count: int) -> list[str]:
+    """Chunks for static quantisation's activation ranges: abstracts from the corpus's far end (the
+    speed chunks are its first 200), none of them the dev queries."""
+    policy = ChunkingPolicy(1000, 200, 1500)
+    texts: list[str] = []
+    for doc in list(scifact_data.load_corpus().values())[-400:]:
+        texts += [c.text for c in chunk_pages([(0, clean_text(f"{doc.title}\n\n{doc.text}"))], policy)]
+    return texts[:count]
 
 
 def rate(encode: Encode, texts: list[str]) -> float:
@@ -157,6 +231,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 abstracts, the shipped variants only")
     parser.add_argument("--abstracts", type=int, default=0, help="corpus size (default: all; nDCG only then)")
     parser.add_argument("--queries", type=int, default=0, help="queries for recall (default: train + dev)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only the variants whose name holds this text (repeatable)")
     parser.add_argument("--speed-chunks", type=int, default=0, help="chunks timed per variant (default ~400)")
     args = parser.parse_args()
     documents = list(scifact_data.load_corpus().values())
@@ -168,9 +244,14 @@ def main() -> None:
     queries = dict(list(queries.items())[:args.queries or len(queries)])
     speed_texts = chunk_texts(200)[:args.speed_chunks or None]
     model = load_sentence_transformer("all-MiniLM-L6-v2", "cpu")
+    calibration_texts = calibration_chunks(CALIBRATION_CHUNKS)
+    CALIBRATION[:] = [{name: array.astype(np.int64) for name, array in model.tokenizer(
+        calibration_texts[i:i + 16], padding=True, truncation=True, max_length=model.max_seq_length,
+        return_tensors="np").items()} for i in range(0, len(calibration_texts), 16)]
 
-    def torch_encode(texts: list[str]) -> np.ndarray:
-        return np.asarray(model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+    def torch_encode(texts: list[str], sub_batch: int = 0) -> np.ndarray:
+        """As the retriever runs it (one batch); with `sub_batch`, sorted by length in groups of that size."""
+        return np.asarray(model.encode(texts, batch_size=sub_batch or len(texts), normalize_embeddings=True,
                                        convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
 
     print(f"load average {os.getloadavg()[0]:.2f}; {len(speed_texts)} chunks for speed, {len(corpus)} abstracts "
@@ -185,17 +266,25 @@ def main() -> None:
         exported = work / "exported.onnx"
         export_fp32(model, exported)
         for variant in VARIANTS:
-            if args.quick and not variant.shipped:
+            if (args.quick and not variant.shipped) or (args.only and not any(o in variant.name for o in args.only)):
                 continue
-            encoder = OnnxSentenceEncoder(variant.build(exported, work), model, threads=variant.threads)
+            encoder = OnnxSentenceEncoder(variant.build(exported, work), model, threads=variant.threads,
+                                          sub_batch=variant.sub_batch)
             rate(encoder.encode, speed_texts[:64])
             speed = rate(encoder.encode, speed_texts)
-            rows.append((variant, speed, reference.compare(encoder.encode)))
-            print(f"  {variant.name}: {speed:.1f} chunks/s", flush=True)
+            quality = reference.compare(encoder.encode)
+            rows.append((variant, speed, quality))
+            print(f"  {variant.name}: {speed:.1f} chunks/s, recall@10 {quality.recall:.4f}, "
+                  f"cosine {quality.cosine:.4f}", flush=True)
     torch_after = rate(torch_encode, speed_texts)
+    torch_sorted = {size: rate(lambda texts, size=size: torch_encode(texts, size), speed_texts)  # type: ignore[misc]
+                    for size in SORTED_SUB_BATCHES}
     baseline = (torch_before + torch_after) / 2
     print(f"\nload average {os.getloadavg()[0]:.2f}; torch fp32 {torch_before:.1f} / {torch_after:.1f} chunks/s "
           f"(before / after){f'; dense nDCG@10 dev {fp32_ndcg:.4f}' if fp32_ndcg is not None else ''}\n")
+    for size, speed in torch_sorted.items():
+        print(f"the same trick on torch: sorted sub-batches of {size}: {speed:.1f} chunks/s, "
+              f"{speed / baseline:.2f}× torch as the retriever runs it")
     print(f"{'variant':52s} {'chunks/s':>8s} {'× torch':>8s} {'recall@10':>9s} {'cosine':>7s} {'nDCG@10':>8s}")
     for variant, speed, quality in rows:
         ndcg = f"{quality.ndcg:.4f}" if quality.ndcg is not None else "-"

@@ -12,6 +12,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from retriever import onnx_embedding
 from retriever.embedding import SentenceTransformerEmbedder
 from retriever.onnx_embedding import load_onnx_encoder
 from retriever.settings import RetrieverSettings
@@ -77,6 +78,25 @@ def test_new_weights_in_any_layer_export_a_new_graph(minilm, cache_dir: Path) ->
     assert len(set(cache_dir.glob("*.onnx")) - before) == 1
     assert not np.allclose(changed.encode(TEXTS), original.encode(TEXTS), atol=1e-4)
     assert np.allclose(changed.encode(TEXTS), tuned.encode(TEXTS, normalize_embeddings=True), atol=1e-4)
+
+
+def test_sorted_sub_batches_give_each_text_its_one_batch_vector(minilm, cache_dir: Path) -> None:
+    """Texts run sorted by length in groups, each padded to its own longest: the vectors must be the
+    ones the whole batch gives, each in its text's place."""
+    texts = [TEXTS[5], "Short.", TEXTS[2], "Two words", TEXTS[0], TEXTS[4], "A third, slightly longer text."]
+    whole = load_onnx_encoder(minilm, "onnx", cache_dir, sub_batch=0).encode(texts)
+    grouped = load_onnx_encoder(minilm, "onnx", cache_dir, sub_batch=2).encode(texts)
+    assert np.allclose(grouped, whole, atol=1e-5)
+    assert np.allclose(grouped, minilm.encode(texts, normalize_embeddings=True), atol=1e-4)
+
+
+def test_a_changed_recipe_builds_a_new_graph(minilm, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A graph cached by an older export or quantisation recipe must not be loaded by a newer one."""
+    load_onnx_encoder(minilm, "onnx", cache_dir)
+    before = set(cache_dir.glob("*.onnx"))
+    monkeypatch.setitem(onnx_embedding.RECIPES, "onnx", onnx_embedding.RECIPES["onnx"] + 1)
+    load_onnx_encoder(minilm, "onnx", cache_dir)
+    assert [p.name for p in set(cache_dir.glob("*.onnx")) - before] == [onnx_embedding.graph_name(minilm, "onnx")]
 
 
 def test_the_onnx_backends_refuse_a_gpu_device_at_start() -> None:

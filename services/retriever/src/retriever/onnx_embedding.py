@@ -4,8 +4,12 @@ its graph optimised for CPU, optionally quantised to int8, and cached on disk.
 `EMBEDDING_BACKEND` picks the variant: `onnx` (fp32, the transformer's fused graph) or `onnx-int8`
 (the MatMul weights as int8, per output channel; activations quantised on the fly). Tokenising,
 pooling and normalising are the sentence-transformers model's own settings, so the vectors are
-the torch model's: fp32 equal to ~1e-6; int8 close (cosine ~0.995) but it finds only ~92 % of
-fp32's ten nearest neighbours again (bench/embedding_backends.py; README: Retrieval).
+the torch model's: fp32 equal to ~1e-6; int8 close (cosine ~0.994) but it finds only ~90 % of
+fp32's ten nearest neighbours again (bench/embedding_backends.py; README: Retrieval). Neither
+7-bit nor uint8 weights (the AVX2 saturation fixes), static QDQ ranges nor smoothing the
+activation outliers into the weights lifted that: int8 weights alone, activations left fp32,
+already lose ~3 % of the neighbours. Both backends run a batch sorted by length in groups of
+`SUB_BATCH`, so that short texts are not padded to the longest of the batch.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ log = logging.getLogger(__name__)
 
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 OPSET = 17
+# How each backend's graph is built, as a version in the cached file's name: change a recipe (export,
+# fusions, quantisation), bump its number, and graphs cached by the old recipe are no longer loaded.
+RECIPES = {"onnx": 1, "onnx-int8": 1}
+# Texts run sorted by length in groups of this size, each padded to its own longest (see `encode`).
+SUB_BATCH = 8
 
 
 def export_fp32(model: SentenceTransformer, target: Path) -> None:
@@ -61,14 +70,20 @@ def optimise(source: Path, target: Path, *, heads: int, hidden: int) -> None:
     optimized.save_model_to_file(str(target))
 
 
-def quantise_int8(source: Path, target: Path, *, per_channel: bool = True, op_types: Sequence[str] = ("MatMul",),
+def quantise_int8(source: Path, target: Path, *, per_channel: bool = True, reduce_range: bool = False,
+                  unsigned_weights: bool = False, op_types: Sequence[str] = ("MatMul",),
                   exclude: Sequence[str] = ()) -> None:
-    """Dynamic int8 quantisation: weights stored as int8, activations scaled per call."""
+    """Dynamic int8 quantisation: weights stored as int8, activations scaled per call.
+
+    `reduce_range` keeps the weights to 7 bits and `unsigned_weights` stores them as uint8: on x86
+    without VNNI (AVX2 only), uint8 activations times int8 weights go through VPMADDUBSW, whose
+    16-bit pair sums saturate with full-range weights; either setting avoids that."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # The fused operators (com.microsoft) have no shape inference: their outputs are float.
-    quantize_dynamic(str(source), str(target), per_channel=per_channel, weight_type=QuantType.QInt8,
+    quantize_dynamic(str(source), str(target), per_channel=per_channel, reduce_range=reduce_range,
+                     weight_type=QuantType.QUInt8 if unsigned_weights else QuantType.QInt8,
                      op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
@@ -90,7 +105,7 @@ def build_variant(model: SentenceTransformer, backend: str, target: Path) -> Non
 class OnnxSentenceEncoder:
     """`encode` and `get_embedding_dimension` as the sentence-transformers model has them, on ONNX Runtime."""
 
-    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0) -> None:
+    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0, sub_batch: int = 0) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -103,38 +118,59 @@ class OnnxSentenceEncoder:
         self._names = _input_names(model)
         self._dimension = int(model.get_embedding_dimension() or 0)
         self._pooling = _pooling_mode(model)
+        self._width = int(_transformer(model).config.hidden_size)
+        self._sub_batch = sub_batch
+        self._right_padded = getattr(self._tokenizer, "padding_side", "right") == "right"
 
     def get_embedding_dimension(self) -> int:
         return self._dimension
 
     def encode(self, texts: list[str], **_: Any) -> np.ndarray:
-        """Unit-length float32 rows (the service always normalises)."""
+        """Unit-length float32 rows (the service always normalises).
+
+        With `sub_batch`, the texts run sorted by length in groups of that size, each padded only
+        to its own longest text: a batch of mixed chunks otherwise spends much of its attention
+        and feed-forward work on padding."""
         tokens = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_tokens,
                                  return_tensors="np")
         inputs = {name: tokens[name].astype(np.int64) for name in self._names}
-        hidden = self._session.run(None, inputs)[0]
-        mask = inputs["attention_mask"][..., None].astype(np.float32)
-        if self._pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        lengths = inputs["attention_mask"].sum(axis=1)
+        step = self._sub_batch if self._sub_batch and self._right_padded else len(texts)
+        order = np.argsort(-lengths, kind="stable")
+        pooled = np.empty((len(texts), self._width), dtype=np.float32)
+        for start in range(0, len(texts), max(step, 1)):
+            rows = order[start:start + step]
+            width = int(lengths[rows].max())
+            group = {name: array[rows, :width] for name, array in inputs.items()}
+            pooled[rows] = self._pool(self._session.run(None, group)[0], group["attention_mask"])
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
+    def _pool(self, hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if self._pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask[..., None].astype(np.float32)
+        return (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+
 
 def load_onnx_encoder(model: SentenceTransformer, backend: str, cache_dir: Path, *,
-                      threads: int = 0) -> OnnxSentenceEncoder:
+                      threads: int = 0, sub_batch: int = SUB_BATCH) -> OnnxSentenceEncoder:
     """The cached variant of `model` for `backend`, built first if missing (blocking: call in a thread)."""
     if backend not in ONNX_BACKENDS:
         raise ValueError(f"unknown ONNX backend {backend!r}; one of {', '.join(ONNX_BACKENDS)}")
-    target = cache_dir / f"{_fingerprint(model)}-{backend}.onnx"
+    target = cache_dir / graph_name(model, backend)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         build_variant(model, backend, target)
         log.info("embedding model exported to ONNX", extra={"backend": backend, "path": str(target),
                                                              "seconds": round(time.perf_counter() - started, 1)})
-    return OnnxSentenceEncoder(target, model, threads=threads)
+    return OnnxSentenceEncoder(target, model, threads=threads, sub_batch=sub_batch)
+
+
+def graph_name(model: SentenceTransformer, backend: str) -> str:
+    """The cached graph's file name: the weights it came from and the recipe that built it."""
+    return f"{_fingerprint(model)}-{backend}-r{RECIPES[backend]}.onnx"
 
 
 def _transformer(model: SentenceTransformer) -> Any:
