@@ -41,7 +41,12 @@ import scifact_data  # noqa: E402
 
 from retriever.app import build_config, build_sparse_encoder  # noqa: E402
 from retriever.domain import ChunkInput, CollectionIdentity, ScoredChunk, SearchMode, SparseVector  # noqa: E402
-from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device  # noqa: E402
+from retriever.embedding import (  # noqa: E402
+    CPU_BATCH_SIZE,
+    SentenceTransformerEmbedder,
+    load_sentence_transformer,
+    resolve_device,
+)
 from retriever.qdrant_edge import EdgeChunkStore  # noqa: E402
 from retriever.retrieval import Retriever, RetrieverConfig  # noqa: E402
 from retriever.settings import RetrieverSettings  # noqa: E402
@@ -196,7 +201,7 @@ async def main(args: argparse.Namespace) -> int:
     settings = RetrieverSettings(qdrant_path=":memory:", qdrant_url=None, retriever_bm25_avg_len=round(avg_len, 1))
     embedder = CachingEmbedder(settings.embedding_model, cache_file(settings.embedding_model,
                                                                     scifact_data.corpus_fingerprint()),
-                               settings.embedding_batch_size)
+                               settings.embedding_batch_size or CPU_BATCH_SIZE)
     queries = [q for split in splits for q in split.queries.values()]
     await embedder.embed(queries)
     sparse = build_sparse_encoder(settings)

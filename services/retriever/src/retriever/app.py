@@ -14,7 +14,12 @@ from genai_common.lifecycle import shutdown_event
 from genai_common.metrics import record_build_info
 from genai_common.ops_server import OpsServer
 from retriever.domain import CollectionIdentity, SearchMode
-from retriever.embedding import SentenceTransformerEmbedder, load_sentence_transformer, resolve_device
+from retriever.embedding import (
+    SentenceTransformerEmbedder,
+    default_batch_size,
+    load_sentence_transformer,
+    resolve_device,
+)
 from retriever.metrics import RetrieverMetrics
 from retriever.onnx_embedding import load_onnx_encoder
 from retriever.qdrant_edge import EdgeChunkStore
@@ -95,7 +100,8 @@ async def load_embedder(settings: RetrieverSettings, metrics: RetrieverMetrics |
                                         Path(settings.embedding_cache_dir))
     concurrency = settings.embedding_concurrency or (2 if device.startswith("cuda") else 1)
     embedder = SentenceTransformerEmbedder(
-        model, model_name=settings.embedding_model, batch_size=settings.embedding_batch_size,
+        model, model_name=settings.embedding_model,
+        batch_size=settings.embedding_batch_size or default_batch_size(device),
         concurrency=concurrency, observe=metrics.embed_seconds.observe if metrics else None,
     )
     await embedder.warm_up()

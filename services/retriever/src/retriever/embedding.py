@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 BUNDLED_MODEL = "all-MiniLM-L6-v2"
 
 
+# Texts per model pass unless EMBEDDING_BATCH_SIZE says otherwise (bench/ingest_throughput.py).
+CPU_BATCH_SIZE, GPU_BATCH_SIZE = 8, 64
+
+
+def default_batch_size(device: str) -> int:
+    return GPU_BATCH_SIZE if device.startswith("cuda") else CPU_BATCH_SIZE
+
+
 def resolve_device(requested: str | None) -> str:
     """`requested` if given, else cuda when a GPU is visible, else cpu."""
     if requested:

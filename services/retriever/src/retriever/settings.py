@@ -18,7 +18,10 @@ class RetrieverSettings(CommonSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     # unset: cuda (fp16) when a GPU is visible, else cpu.
     embedding_device: str | None = None
-    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    # Texts per model pass; unset: 8 on CPU (measured faster than 16 or 32 on the same sorted
+    # chunks: less padding, activations that stay in cache; and a search waits behind one short
+    # pass at most), 64 on a GPU.
+    embedding_batch_size: int | None = Field(None, ge=1, le=1024)
     # Encodes running at once; unset: 1 on CPU (torch uses every core already), 2 on a GPU.
     embedding_concurrency: int | None = Field(None, ge=1, le=64)
     # What runs the model: `torch`, or ONNX Runtime on the CPU (`onnx`: fp32; `onnx-int8`: int8
