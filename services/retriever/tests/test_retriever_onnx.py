@@ -84,8 +84,8 @@ def test_sorted_sub_batches_give_each_text_its_one_batch_vector(minilm, cache_di
     """Texts run sorted by length in groups, each padded to its own longest: the vectors must be the
     ones the whole batch gives, each in its text's place."""
     texts = [TEXTS[5], "Short.", TEXTS[2], "Two words", TEXTS[0], TEXTS[4], "A third, slightly longer text."]
-    whole = load_onnx_encoder(minilm, "onnx", cache_dir, sub_batch=0).encode(texts)
-    grouped = load_onnx_encoder(minilm, "onnx", cache_dir, sub_batch=2).encode(texts)
+    encoder = load_onnx_encoder(minilm, "onnx", cache_dir)
+    whole, grouped = encoder.encode(texts), encoder.encode(texts, batch_size=2)
     assert np.allclose(grouped, whole, atol=1e-5)
     assert np.allclose(grouped, minilm.encode(texts, normalize_embeddings=True), atol=1e-4)
 

@@ -8,8 +8,9 @@ the torch model's: fp32 equal to ~1e-6; int8 close (cosine ~0.994) but it finds 
 fp32's ten nearest neighbours again (bench/embedding_backends.py; README: Retrieval). Neither
 7-bit nor uint8 weights (the AVX2 saturation fixes), static QDQ ranges nor smoothing the
 activation outliers into the weights lifted that: int8 weights alone, activations left fp32,
-already lose ~3 % of the neighbours. Both backends run a batch sorted by length in groups of
-`SUB_BATCH`, so that short texts are not padded to the longest of the batch.
+already lose ~3 % of the neighbours. Like sentence-transformers, `encode(texts, batch_size=n)`
+runs the texts sorted by length in passes of `n` (the retriever's embedder passes its own
+length-sorted passes of EMBEDDING_BATCH_SIZE), so short texts are not padded to the longest.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ OPSET = 17
 # How each backend's graph is built, as a version in the cached file's name: change a recipe (export,
 # fusions, quantisation), bump its number, and graphs cached by the old recipe are no longer loaded.
 RECIPES = {"onnx": 1, "onnx-int8": 1}
-# Texts run sorted by length in groups of this size, each padded to its own longest (see `encode`).
-SUB_BATCH = 8
 
 
 def export_fp32(model: SentenceTransformer, target: Path) -> None:
@@ -105,7 +104,7 @@ def build_variant(model: SentenceTransformer, backend: str, target: Path) -> Non
 class OnnxSentenceEncoder:
     """`encode` and `get_embedding_dimension` as the sentence-transformers model has them, on ONNX Runtime."""
 
-    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0, sub_batch: int = 0) -> None:
+    def __init__(self, path: Path, model: SentenceTransformer, *, threads: int = 0) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -119,23 +118,22 @@ class OnnxSentenceEncoder:
         self._dimension = int(model.get_embedding_dimension() or 0)
         self._pooling = _pooling_mode(model)
         self._width = int(_transformer(model).config.hidden_size)
-        self._sub_batch = sub_batch
         self._right_padded = getattr(self._tokenizer, "padding_side", "right") == "right"
 
     def get_embedding_dimension(self) -> int:
         return self._dimension
 
-    def encode(self, texts: list[str], **_: Any) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 0, **_: Any) -> np.ndarray:
         """Unit-length float32 rows (the service always normalises).
 
-        With `sub_batch`, the texts run sorted by length in groups of that size, each padded only
-        to its own longest text: a batch of mixed chunks otherwise spends much of its attention
-        and feed-forward work on padding."""
+        As sentence-transformers does, the texts run sorted by length in passes of `batch_size`
+        (0: one pass), each padded only to its own longest text: a pass of mixed chunks otherwise
+        spends much of its attention and feed-forward work on padding."""
         tokens = self._tokenizer(texts, padding=True, truncation=True, max_length=self._max_tokens,
                                  return_tensors="np")
         inputs = {name: tokens[name].astype(np.int64) for name in self._names}
         lengths = inputs["attention_mask"].sum(axis=1)
-        step = self._sub_batch if self._sub_batch and self._right_padded else len(texts)
+        step = batch_size if batch_size and self._right_padded else len(texts)
         order = np.argsort(-lengths, kind="stable")
         pooled = np.empty((len(texts), self._width), dtype=np.float32)
         for start in range(0, len(texts), max(step, 1)):
@@ -154,7 +152,7 @@ class OnnxSentenceEncoder:
 
 
 def load_onnx_encoder(model: SentenceTransformer, backend: str, cache_dir: Path, *,
-                      threads: int = 0, sub_batch: int = SUB_BATCH) -> OnnxSentenceEncoder:
+                      threads: int = 0) -> OnnxSentenceEncoder:
     """The cached variant of `model` for `backend`, built first if missing (blocking: call in a thread)."""
     if backend not in ONNX_BACKENDS:
         raise ValueError(f"unknown ONNX backend {backend!r}; one of {', '.join(ONNX_BACKENDS)}")
@@ -165,7 +163,7 @@ def load_onnx_encoder(model: SentenceTransformer, backend: str, cache_dir: Path,
         build_variant(model, backend, target)
         log.info("embedding model exported to ONNX", extra={"backend": backend, "path": str(target),
                                                              "seconds": round(time.perf_counter() - started, 1)})
-    return OnnxSentenceEncoder(target, model, threads=threads, sub_batch=sub_batch)
+    return OnnxSentenceEncoder(target, model, threads=threads)
 
 
 def graph_name(model: SentenceTransformer, backend: str) -> str:
